@@ -1,0 +1,129 @@
+"""The distribution report: target against actual shares, per source and operator.
+
+One read for the API (`/api/stats/distribution/`), the admin's distribution page and
+`manage.py distribution_report`. Five aggregate queries whatever the history size,
+each served by an index on the contact table (see leads.models.Contact.Meta).
+"""
+
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from django.db.models import Count
+
+from distribution.models import Operator, OperatorSourceWeight, Source
+from leads.models import Contact
+
+
+@dataclass
+class OperatorShare:
+    operator_id: int
+    name: str
+    is_active: bool
+    weight: int  # 0 when the operator is no longer on the source but got contacts in the period
+    target_share: float  # weight / sum of the active operators' weights on the source
+    assigned: int
+    actual_share: float | None  # None when the source assigned nothing in the period
+    open_contacts: int
+    max_open_contacts: int
+
+
+@dataclass
+class SourceReport:
+    source_id: int
+    code: str
+    name: str
+    strategy: str
+    is_active: bool
+    waiting: int
+    assigned: int
+    operators: list[OperatorShare] = field(default_factory=list)
+
+
+def distribution_report(
+    *, since: datetime | None = None, until: datetime | None = None
+) -> list[SourceReport]:
+    """Per source: each operator's target and actual share of contacts assigned in [since, until)."""
+    assigned_contacts = Contact.objects.filter(
+        operator__isnull=False, assigned_at__isnull=False
+    )
+    if since is not None:
+        assigned_contacts = assigned_contacts.filter(assigned_at__gte=since)
+    if until is not None:
+        assigned_contacts = assigned_contacts.filter(assigned_at__lt=until)
+    assigned = {
+        (row["source_id"], row["operator_id"]): row["count"]
+        for row in assigned_contacts.order_by()
+        .values("source_id", "operator_id")
+        .annotate(count=Count("pk"))
+    }
+    open_load = dict(
+        Contact.objects.filter(status=Contact.Status.OPEN)
+        .order_by()
+        .values("operator_id")
+        .annotate(count=Count("pk"))
+        .values_list("operator_id", "count")
+    )
+    waiting = dict(
+        Contact.objects.filter(status=Contact.Status.WAITING)
+        .order_by()
+        .values("source_id")
+        .annotate(count=Count("pk"))
+        .values_list("source_id", "count")
+    )
+    weights: dict[int, dict[int, int]] = {}
+    for source_id, operator_id, weight in OperatorSourceWeight.objects.values_list(
+        "source_id", "operator_id", "weight"
+    ):
+        weights.setdefault(source_id, {})[operator_id] = weight
+    operators = {op.pk: op for op in Operator.objects.all()}
+    return [
+        _source_report(
+            source, weights.get(source.pk, {}), assigned, open_load, waiting, operators
+        )
+        for source in Source.objects.order_by("code")
+    ]
+
+
+def _source_report(
+    source: Source,
+    weights: dict[int, int],
+    assigned: dict[tuple[int, int], int],
+    open_load: dict[int, int],
+    waiting: dict[int, int],
+    operators: dict[int, Operator],
+) -> SourceReport:
+    assigned_here = {
+        op_id: n for (src_id, op_id), n in assigned.items() if src_id == source.pk
+    }
+    total_assigned = sum(assigned_here.values())
+    active_weight = sum(w for op_id, w in weights.items() if operators[op_id].is_active)
+    rows = []
+    for operator_id in sorted(set(weights) | set(assigned_here)):
+        operator = operators[operator_id]
+        weight = weights.get(operator_id, 0)
+        count = assigned_here.get(operator_id, 0)
+        rows.append(
+            OperatorShare(
+                operator_id=operator_id,
+                name=operator.name,
+                is_active=operator.is_active,
+                weight=weight,
+                target_share=weight / active_weight
+                if operator.is_active and active_weight
+                else 0.0,
+                assigned=count,
+                actual_share=count / total_assigned if total_assigned else None,
+                open_contacts=open_load.get(operator_id, 0),
+                max_open_contacts=operator.max_open_contacts,
+            )
+        )
+    return SourceReport(
+        source_id=source.pk,
+        code=source.code,
+        name=source.name,
+        strategy=source.strategy,
+        is_active=source.is_active,
+        waiting=waiting.get(source.pk, 0),
+        assigned=total_assigned,
+        operators=rows,
+    )

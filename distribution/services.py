@@ -1,0 +1,298 @@
+"""The distribution engine and the operator/weight flows that free capacity.
+
+This is the only code that puts a contact in an operator's hands. Every assignment
+happens while holding that operator's row lock (`select_for_update`), and operators
+are always locked in id order, so load counts cannot race and sources that share
+operators cannot deadlock.
+"""
+
+import random
+from dataclasses import dataclass, field
+from typing import Any
+
+from django.db import transaction
+from django.db.models import Count, OuterRef, Subquery
+from django.db.models.functions import Coalesce
+from django.utils import timezone
+
+from crm.errors import Conflict
+from distribution.models import Operator, OperatorSourceWeight, Source
+from distribution.picking import Candidate, pick_round_robin, pick_weighted_random
+from leads.models import Contact
+
+INACTIVE = "inactive"
+AT_LIMIT = "at_limit"
+CURRENT_OPERATOR = "current_operator"
+
+_rng = random.Random()
+
+
+@dataclass
+class Assignment:
+    """The engine's answer: who gets the contact (or nobody) and why, as stored JSON."""
+
+    operator: Operator | None
+    decision: dict[str, Any] = field(default_factory=dict)
+
+
+def open_contacts_count() -> Coalesce:
+    """An annotation: the open contacts of the row's `operator_id` (the partial index)."""
+    open_contacts = (
+        Contact.objects.filter(
+            operator_id=OuterRef("operator_id"), status=Contact.Status.OPEN
+        )
+        .order_by()
+        .values("operator_id")
+        .annotate(count=Count("pk"))
+        .values("count")
+    )
+    return Coalesce(Subquery(open_contacts), 0)
+
+
+def choose_operator(
+    *, source: Source, exclude_operator_id: int | None = None
+) -> Assignment:
+    """Pick an operator for a new contact of `source`; call inside transaction.atomic.
+
+    1. Lock every operator configured on the source, in id order. The locks are held
+       until the caller commits, so the contact it inserts is counted by the next pick.
+    2. Read weights, round-robin credits and loads in a second statement: under READ
+       COMMITTED it sees what earlier lock holders committed, the first one might not.
+    3. Leave out the inactive and those at their limit; pick by the source's strategy.
+    """
+    locked_ids = list(
+        Operator.objects.select_for_update(of=("self",))
+        .filter(weights__source=source)
+        .order_by("id")
+        .values_list("id", flat=True)
+    )
+    # Only locked operators may be chosen: a weight added after step 1 is ignored here.
+    weights = list(
+        OperatorSourceWeight.objects.filter(source=source, operator_id__in=locked_ids)
+        .select_related("operator")
+        .annotate(load=open_contacts_count())
+        .order_by("operator_id")
+    )
+    eligible: list[OperatorSourceWeight] = []
+    report = []
+    for row in weights:
+        operator = row.operator
+        left_out = _left_out_reason(row, exclude_operator_id)
+        if left_out is None:
+            eligible.append(row)
+        report.append(
+            {
+                "operator_id": operator.id,
+                "name": operator.name,
+                "weight": row.weight,
+                "load": row.load,
+                "limit": operator.max_open_contacts,
+                "left_out": left_out,
+            }
+        )
+    chosen = _pick(source.strategy, eligible)
+    decision = {
+        "strategy": source.strategy,
+        "candidates": report,
+        "chosen_operator_id": chosen.operator_id if chosen else None,
+    }
+    return Assignment(operator=chosen.operator if chosen else None, decision=decision)
+
+
+def _left_out_reason(
+    row: OperatorSourceWeight, exclude_operator_id: int | None
+) -> str | None:
+    if row.operator_id == exclude_operator_id:
+        return CURRENT_OPERATOR
+    if not row.operator.is_active:
+        return INACTIVE
+    if row.load >= row.operator.max_open_contacts:
+        return AT_LIMIT
+    return None
+
+
+def _pick(
+    strategy: str, eligible: list[OperatorSourceWeight]
+) -> OperatorSourceWeight | None:
+    if not eligible:
+        return None
+    candidates = [
+        Candidate(r.operator_id, r.weight, r.round_robin_credit) for r in eligible
+    ]
+    if strategy == Source.Strategy.ROUND_ROBIN:
+        chosen, credits = pick_round_robin(candidates)
+        for row in eligible:
+            row.round_robin_credit = credits[row.operator_id]
+        OperatorSourceWeight.objects.bulk_update(eligible, ["round_robin_credit"])
+    else:
+        chosen = pick_weighted_random(candidates, _rng)
+    return next(row for row in eligible if row.operator_id == chosen.operator_id)
+
+
+def drain_waiting_for_operator(*, operator_id: int, trigger: str) -> int:
+    """Give the oldest waiting contacts this operator can serve to it, up to its free room.
+
+    Runs in the caller's transaction, right after the event that freed capacity
+    (`trigger`: contact_closed, operator_updated, weights_changed, ...). Waiting rows
+    locked by a concurrent drain are skipped rather than waited for. Returns how many
+    contacts were assigned.
+    """
+    # The operator's lock makes the room we compute hold until commit.
+    operator = Operator.objects.select_for_update().get(pk=operator_id)
+    if not operator.is_active:
+        return 0
+    load = Contact.objects.filter(operator=operator, status=Contact.Status.OPEN).count()
+    room = operator.max_open_contacts - load
+    if room <= 0:
+        return 0
+    source_ids = OperatorSourceWeight.objects.filter(operator=operator).values(
+        "source_id"
+    )
+    waiting_ids = list(
+        Contact.objects.select_for_update(skip_locked=True)
+        .filter(status=Contact.Status.WAITING, source_id__in=source_ids)
+        .order_by("created_at", "id")
+        .values_list("id", flat=True)[:room]
+    )
+    if not waiting_ids:
+        return 0
+    decision = {
+        "strategy": "waiting_queue",
+        "trigger": trigger,
+        "candidates": [
+            {
+                "operator_id": operator.id,
+                "name": operator.name,
+                "load": load,
+                "limit": operator.max_open_contacts,
+                "left_out": None,
+            }
+        ],
+        "chosen_operator_id": operator.id,
+    }
+    return Contact.objects.filter(id__in=waiting_ids).update(
+        status=Contact.Status.OPEN,
+        operator=operator,
+        assigned_at=timezone.now(),
+        decision=decision,
+    )
+
+
+def drain_waiting_queue() -> int:
+    """Assign every waiting contact that someone can take now, by its source's rule.
+
+    For cron and recovery (`manage.py drain_waiting`): contacts go oldest first, one
+    transaction each, until a source has nobody eligible left.
+    """
+    assigned = 0
+    source_ids = (
+        Contact.objects.filter(status=Contact.Status.WAITING)
+        .order_by("source_id")
+        .values_list("source_id", flat=True)
+        .distinct()
+    )
+    for source in Source.objects.filter(id__in=list(source_ids)).order_by("id"):
+        while _assign_oldest_waiting(source):
+            assigned += 1
+    return assigned
+
+
+@transaction.atomic
+def _assign_oldest_waiting(source: Source) -> bool:
+    contact = (
+        Contact.objects.select_for_update(skip_locked=True)
+        .filter(source=source, status=Contact.Status.WAITING)
+        .order_by("created_at", "id")
+        .first()
+    )
+    if contact is None:
+        return False
+    assignment = choose_operator(source=source)
+    if assignment.operator is None:
+        return False
+    contact.status = Contact.Status.OPEN
+    contact.operator = assignment.operator
+    contact.assigned_at = timezone.now()
+    contact.decision = assignment.decision
+    contact.save(update_fields=["status", "operator", "assigned_at", "decision"])
+    return True
+
+
+@transaction.atomic
+def update_operator(
+    *,
+    operator: Operator,
+    name: str | None = None,
+    is_active: bool | None = None,
+    max_open_contacts: int | None = None,
+) -> Operator:
+    """Change an operator; if that leaves it room, its waiting contacts come at once."""
+    locked = Operator.objects.select_for_update().get(pk=operator.pk)
+    changes = {
+        "name": name,
+        "is_active": is_active,
+        "max_open_contacts": max_open_contacts,
+    }
+    for attribute, value in changes.items():
+        if value is not None:
+            setattr(locked, attribute, value)
+    locked.save()
+    drain_waiting_for_operator(operator_id=locked.pk, trigger="operator_updated")
+    return locked
+
+
+@transaction.atomic
+def create_operator(
+    *, name: str, is_active: bool = True, max_open_contacts: int = 10
+) -> Operator:
+    return Operator.objects.create(
+        name=name, is_active=is_active, max_open_contacts=max_open_contacts
+    )
+
+
+@transaction.atomic
+def set_source_weights(
+    *, source: Source, weights: dict[int, int]
+) -> list[OperatorSourceWeight]:
+    """Replace the whole weight list of a source ({operator_id: weight}, weights > 0).
+
+    The operators involved, before and after, are locked in id order first, so no
+    pick on this source sees half of the change. Operators that gained a weight then
+    take the waiting contacts they can serve.
+    """
+    before = dict(source.weights.values_list("operator_id", "weight"))
+    involved = sorted(set(before) | set(weights))
+    locked = list(
+        Operator.objects.select_for_update()
+        .filter(id__in=involved)
+        .order_by("id")
+        .values_list("id", flat=True)
+    )
+    if missing := set(weights) - set(locked):
+        raise Conflict(f"Unknown operators: {sorted(missing)}.")
+    source.weights.exclude(operator_id__in=list(weights)).delete()
+    for operator_id, weight in weights.items():
+        OperatorSourceWeight.objects.update_or_create(
+            source=source, operator_id=operator_id, defaults={"weight": weight}
+        )
+    for operator_id in sorted(weights):
+        if before.get(operator_id) != weights[operator_id]:
+            drain_waiting_for_operator(
+                operator_id=operator_id, trigger="weights_changed"
+            )
+    return list(source.weights.select_related("operator").order_by("operator_id"))
+
+
+def assert_assignable(*, operator: Operator, source: Source) -> None:
+    """Raise Conflict unless `operator` (locked by the caller) may take a contact of `source`."""
+    if not operator.is_active:
+        raise Conflict(f"{operator.name} is inactive.")
+    if not OperatorSourceWeight.objects.filter(
+        operator=operator, source=source
+    ).exists():
+        raise Conflict(f"{operator.name} does not serve the source {source.code}.")
+    load = Contact.objects.filter(operator=operator, status=Contact.Status.OPEN).count()
+    if load >= operator.max_open_contacts:
+        raise Conflict(
+            f"{operator.name} is at the limit ({load} / {operator.max_open_contacts} open)."
+        )

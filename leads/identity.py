@@ -1,0 +1,109 @@
+"""Normalising lead identifiers: pure functions, no database."""
+
+from dataclasses import dataclass
+
+import phonenumbers
+from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.core.validators import validate_email
+
+IDENTIFIER_FIELDS = ("external_id", "phone", "email")
+MAX_EXTERNAL_ID_LENGTH = 128
+MAX_EMAIL_LENGTH = 254
+MAX_NAME_LENGTH = 200
+
+
+class InvalidIdentity(ValueError):
+    """Bad lead identifiers; `errors` maps a field name to its messages."""
+
+    def __init__(self, errors: dict[str, list[str]]) -> None:
+        super().__init__(errors)
+        self.errors = errors
+
+
+@dataclass(frozen=True)
+class LeadIdentity:
+    """A lead's identifiers, normalised: None where absent, at least one present."""
+
+    external_id: str | None = None
+    phone: str | None = None
+    email: str | None = None
+    name: str = ""
+
+    def identifiers(self) -> dict[str, str]:
+        """The present identifiers, in matching order."""
+        values = {field: getattr(self, field) for field in IDENTIFIER_FIELDS}
+        return {field: value for field, value in values.items() if value}
+
+
+def normalise_phone(raw: str, region: str | None = None) -> str:
+    """E.164 form of a phone number; a number without a country code is read in `region`."""
+    try:
+        number = phonenumbers.parse(raw, region or settings.LEADS_DEFAULT_PHONE_REGION)
+    except phonenumbers.NumberParseException:
+        raise ValueError("Enter a valid phone number.") from None
+    if not phonenumbers.is_valid_number(number):
+        raise ValueError("Enter a valid phone number.")
+    return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
+
+
+def normalise_email(raw: str) -> str:
+    email = raw.strip().lower()
+    if len(email) > MAX_EMAIL_LENGTH:
+        raise ValueError(
+            f"Ensure this field has no more than {MAX_EMAIL_LENGTH} characters."
+        )
+    try:
+        validate_email(email)
+    except ValidationError:
+        raise ValueError("Enter a valid email address.") from None
+    return email
+
+
+def normalise_external_id(raw: str) -> str:
+    external_id = raw.strip()
+    if len(external_id) > MAX_EXTERNAL_ID_LENGTH:
+        raise ValueError(
+            f"Ensure this field has no more than {MAX_EXTERNAL_ID_LENGTH} characters."
+        )
+    return external_id
+
+
+NORMALISERS = {
+    "external_id": normalise_external_id,
+    "phone": normalise_phone,
+    "email": normalise_email,
+}
+
+
+def build_identity(
+    *,
+    external_id: str | None = None,
+    phone: str | None = None,
+    email: str | None = None,
+    name: str | None = None,
+) -> LeadIdentity:
+    """Normalise raw identifiers; raise InvalidIdentity with every field's problem."""
+    raw = {"external_id": external_id, "phone": phone, "email": email}
+    errors: dict[str, list[str]] = {}
+    normalised: dict[str, str | None] = {}
+    for field, value in raw.items():
+        if value is None or not value.strip():
+            normalised[field] = None
+            continue
+        try:
+            normalised[field] = NORMALISERS[field](value)
+        except ValueError as exc:
+            errors[field] = [str(exc)]
+    name = (name or "").strip()
+    if len(name) > MAX_NAME_LENGTH:
+        errors["name"] = [
+            f"Ensure this field has no more than {MAX_NAME_LENGTH} characters."
+        ]
+    if not errors and not any(normalised.values()):
+        errors["non_field_errors"] = [
+            "Give at least one identifier: external_id, phone or email."
+        ]
+    if errors:
+        raise InvalidIdentity(errors)
+    return LeadIdentity(name=name, **normalised)

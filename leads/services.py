@@ -1,0 +1,178 @@
+"""Contact flows: intake, closing and reassigning. Assignment itself is the engine's."""
+
+from typing import Any
+
+from django.db import IntegrityError, transaction
+from django.db.models import Q
+from django.utils import timezone
+
+from crm.errors import Conflict
+from distribution.models import Operator, Source
+from distribution.services import (
+    assert_assignable,
+    choose_operator,
+    drain_waiting_for_operator,
+)
+from leads.identity import IDENTIFIER_FIELDS, LeadIdentity
+from leads.models import Contact, Lead
+
+# A racing insert of the same new lead fails on a unique index; the retry then finds
+# the winner's row. Three tries cover a lead whose identifiers race with several others.
+LEAD_MATCH_ATTEMPTS = 3
+
+
+@transaction.atomic
+def register_contact(
+    *, source: Source, identity: LeadIdentity, payload: dict[str, Any] | None = None
+) -> Contact:
+    """Store a contact from `source` and hand it to an operator, in one transaction.
+
+    1. Find the lead by external_id, then phone, then email, or create it.
+    2. Ask the engine for an operator (locks the source's operators until commit).
+    3. Insert the contact `open` with that operator, or `waiting` with none.
+    """
+    lead, conflicts = find_or_create_lead(identity=identity)
+    assignment = choose_operator(source=source)
+    now = timezone.now()
+    return Contact.objects.create(
+        lead=lead,
+        source=source,
+        operator=assignment.operator,
+        status=Contact.Status.OPEN if assignment.operator else Contact.Status.WAITING,
+        payload=payload or {},
+        decision=assignment.decision,
+        lead_conflicts=conflicts,
+        created_at=now,
+        assigned_at=now if assignment.operator else None,
+    )
+
+
+def find_or_create_lead(*, identity: LeadIdentity) -> tuple[Lead, list[dict[str, Any]]]:
+    """The lead these identifiers belong to, and the identifiers that could not be attached.
+
+    Identifiers the found lead lacks are added to it, unless another lead owns them:
+    those, and values that differ from the lead's own, are reported, never moved.
+    """
+    for attempt in range(LEAD_MATCH_ATTEMPTS):
+        try:
+            with transaction.atomic():
+                return _match_or_create_lead(identity)
+        except IntegrityError:
+            if attempt == LEAD_MATCH_ATTEMPTS - 1:
+                raise
+    raise AssertionError("unreachable")
+
+
+def _match_or_create_lead(identity: LeadIdentity) -> tuple[Lead, list[dict[str, Any]]]:
+    given = identity.identifiers()
+    query = Q()
+    for identifier, value in given.items():
+        query |= Q(**{identifier: value})
+    matches = list(Lead.objects.filter(query))
+    if not matches:
+        return Lead.objects.create(name=identity.name, **given), []
+    owner = {
+        identifier: next(
+            (lead for lead in matches if getattr(lead, identifier) == value), None
+        )
+        for identifier, value in given.items()
+    }
+    lead = next(
+        owner[identifier] for identifier in IDENTIFIER_FIELDS if owner.get(identifier)
+    )
+    conflicts = []
+    changed = []
+    for identifier, value in given.items():
+        current = getattr(lead, identifier)
+        if current == value:
+            continue
+        if owner[identifier] is not None:
+            conflicts.append(
+                {
+                    "field": identifier,
+                    "reason": "belongs_to_other_lead",
+                    "lead_id": owner[identifier].pk,
+                }
+            )
+        elif current:
+            conflicts.append({"field": identifier, "reason": "differs_from_lead"})
+        else:
+            setattr(lead, identifier, value)
+            changed.append(identifier)
+    if identity.name and not lead.name:
+        lead.name = identity.name
+        changed.append("name")
+    if changed:
+        lead.save(update_fields=changed)
+    return lead, conflicts
+
+
+def close_contact(*, contact: Contact) -> Contact:
+    """Close a waiting or open contact; an operator's freed place goes to the queue at once."""
+    with transaction.atomic():
+        # A conditional update, so two concurrent closes cannot both succeed.
+        closed = Contact.objects.filter(
+            pk=contact.pk, status__in=[Contact.Status.WAITING, Contact.Status.OPEN]
+        ).update(status=Contact.Status.CLOSED, closed_at=timezone.now())
+        if not closed:
+            raise Conflict("This contact is already closed.")
+        contact.refresh_from_db()
+        if contact.operator_id is not None:
+            drain_waiting_for_operator(
+                operator_id=contact.operator_id, trigger="contact_closed"
+            )
+    return contact
+
+
+@transaction.atomic
+def reassign_contact(*, contact: Contact, operator: Operator | None = None) -> Contact:
+    """Move a waiting or open contact to `operator`, or to whoever the source's rule picks.
+
+    Raises Conflict with the reason when the named operator cannot take it (inactive,
+    not on the source, at the limit) or, with no operator named, when nobody else can.
+    The previous operator's freed place then goes to the waiting queue.
+    """
+    contact = (
+        Contact.objects.select_for_update(of=("self",))
+        .select_related("source")
+        .get(pk=contact.pk)
+    )
+    if contact.status == Contact.Status.CLOSED:
+        raise Conflict("A closed contact cannot be reassigned.")
+    previous_operator_id = contact.operator_id
+    # Every operator this may touch, locked up front in id order: the engine's order.
+    involved = Q(weights__source=contact.source) | Q(pk=previous_operator_id)
+    if operator is not None:
+        involved |= Q(pk=operator.pk)
+    list(
+        Operator.objects.select_for_update(of=("self",)).filter(involved).order_by("id")
+    )
+    if operator is None:
+        assignment = choose_operator(
+            source=contact.source, exclude_operator_id=previous_operator_id
+        )
+        if assignment.operator is None:
+            raise Conflict(
+                "No other operator on this source is active and under the limit."
+            )
+        new_operator, decision = assignment.operator, assignment.decision
+    else:
+        if operator.pk == previous_operator_id:
+            raise Conflict(f"The contact is already with {operator.name}.")
+        new_operator = Operator.objects.get(pk=operator.pk)
+        assert_assignable(operator=new_operator, source=contact.source)
+        decision = {
+            "strategy": "manual",
+            "candidates": [],
+            "chosen_operator_id": new_operator.pk,
+        }
+    contact.operator = new_operator
+    contact.status = Contact.Status.OPEN
+    contact.assigned_at = timezone.now()
+    contact.decision = decision
+    contact.save(update_fields=["operator", "status", "assigned_at", "decision"])
+    if previous_operator_id is not None:
+        drain_waiting_for_operator(
+            operator_id=previous_operator_id, trigger="contact_reassigned"
+        )
+    return contact

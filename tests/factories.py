@@ -1,0 +1,75 @@
+import factory
+from django.contrib.auth import get_user_model
+from django.utils import timezone
+
+from distribution.models import Operator, OperatorSourceWeight, Source
+from leads.models import Contact, Lead
+
+
+class OperatorFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = Operator
+
+    name = factory.Sequence(lambda n: f"Operator {n}")
+    is_active = True
+    max_open_contacts = 10
+
+
+class SourceFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = Source
+        django_get_or_create = ("code",)
+
+    code = factory.Sequence(lambda n: f"bot-{n}")
+    name = factory.LazyAttribute(lambda source: f"Bot {source.code}")
+    is_active = True
+    strategy = Source.Strategy.WEIGHTED_RANDOM
+
+
+class OperatorSourceWeightFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = OperatorSourceWeight
+
+    operator = factory.SubFactory(OperatorFactory)
+    source = factory.SubFactory(SourceFactory)
+    weight = 1
+
+
+class LeadFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = Lead
+
+    external_id = factory.Sequence(lambda n: f"ext-{n}")
+    phone = None
+    email = None
+    name = factory.Faker("name")
+
+
+class ContactFactory(factory.django.DjangoModelFactory):
+    """A waiting contact by default; `open=True` gives it an operator and counts as load."""
+
+    class Meta:
+        model = Contact
+
+    lead = factory.SubFactory(LeadFactory)
+    source = factory.SubFactory(SourceFactory)
+    operator = None
+    status = Contact.Status.WAITING
+    payload = factory.LazyFunction(dict)
+
+    class Params:
+        open = factory.Trait(
+            status=Contact.Status.OPEN,
+            operator=factory.SubFactory(OperatorFactory),
+            assigned_at=factory.LazyFunction(timezone.now),
+        )
+
+
+class StaffUserFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = get_user_model()
+        django_get_or_create = ("username",)
+
+    username = factory.Sequence(lambda n: f"staff{n}")
+    is_staff = True
+    password = factory.django.Password("staff-password")
