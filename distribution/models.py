@@ -49,9 +49,7 @@ class Source(models.Model):
 
 
 class OperatorSourceWeight(models.Model):
-    operator = models.ForeignKey(
-        Operator, on_delete=models.CASCADE, related_name="weights"
-    )
+    operator = models.ForeignKey(Operator, on_delete=models.CASCADE, related_name="weights")
     source = models.ForeignKey(Source, on_delete=models.CASCADE, related_name="weights")
     weight = models.PositiveIntegerField()
     # Smooth weighted round-robin state of this operator on this source; only the
@@ -61,12 +59,8 @@ class OperatorSourceWeight(models.Model):
     class Meta:
         ordering = ["source_id", "operator_id"]
         constraints = [
-            models.UniqueConstraint(
-                fields=["operator", "source"], name="weight_unique_pair"
-            ),
-            models.CheckConstraint(
-                condition=models.Q(weight__gt=0), name="weight_positive"
-            ),
+            models.UniqueConstraint(fields=["operator", "source"], name="weight_unique_pair"),
+            models.CheckConstraint(condition=models.Q(weight__gt=0), name="weight_positive"),
         ]
         # The engine reads a source's weights joined to their operators.
         indexes = [models.Index(fields=["source", "operator"], name="weight_by_source")]

@@ -16,9 +16,7 @@ class Candidate:
     round_robin_credit: int = 0
 
 
-def pick_weighted_random(
-    candidates: Sequence[Candidate], rng: random.Random
-) -> Candidate:
+def pick_weighted_random(candidates: Sequence[Candidate], rng: random.Random) -> Candidate:
     """One candidate with probability weight / sum of weights."""
     return rng.choices(candidates, weights=[c.weight for c in candidates])[0]
 
@@ -43,9 +41,7 @@ def pick_round_robin(
     credits = [credit + weight for credit, weight in zip(credits, weights, strict=True)]
     best = max(range(len(candidates)), key=lambda i: (credits[i], -i))
     credits[best] -= total
-    new_credits = {
-        c.operator_id: credit for c, credit in zip(candidates, credits, strict=True)
-    }
+    new_credits = {c.operator_id: credit for c, credit in zip(candidates, credits, strict=True)}
     return candidates[best], new_credits
 
 
@@ -68,10 +64,7 @@ def preview_split(
     for _ in range(count if candidates else 0):
         if strategy == "round_robin":
             chosen, credits = pick_round_robin(current)
-            current = [
-                Candidate(c.operator_id, c.weight, credits[c.operator_id])
-                for c in current
-            ]
+            current = [Candidate(c.operator_id, c.weight, credits[c.operator_id]) for c in current]
         else:
             chosen = pick_weighted_random(current, rng)
         split[chosen.operator_id] += 1

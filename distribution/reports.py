@@ -42,10 +42,9 @@ class SourceReport:
 def distribution_report(
     *, since: datetime | None = None, until: datetime | None = None
 ) -> list[SourceReport]:
-    """Per source: each operator's target and actual share of contacts assigned in [since, until)."""
-    assigned_contacts = Contact.objects.filter(
-        operator__isnull=False, assigned_at__isnull=False
-    )
+    """Per source: each operator's target share and its share of contacts assigned in
+    [since, until), with open load, limit and the source's waiting count."""
+    assigned_contacts = Contact.objects.filter(operator__isnull=False, assigned_at__isnull=False)
     if since is not None:
         assigned_contacts = assigned_contacts.filter(assigned_at__gte=since)
     if until is not None:
@@ -77,9 +76,7 @@ def distribution_report(
         weights.setdefault(source_id, {})[operator_id] = weight
     operators = {op.pk: op for op in Operator.objects.all()}
     return [
-        _source_report(
-            source, weights.get(source.pk, {}), assigned, open_load, waiting, operators
-        )
+        _source_report(source, weights.get(source.pk, {}), assigned, open_load, waiting, operators)
         for source in Source.objects.order_by("code")
     ]
 
@@ -92,9 +89,7 @@ def _source_report(
     waiting: dict[int, int],
     operators: dict[int, Operator],
 ) -> SourceReport:
-    assigned_here = {
-        op_id: n for (src_id, op_id), n in assigned.items() if src_id == source.pk
-    }
+    assigned_here = {op_id: n for (src_id, op_id), n in assigned.items() if src_id == source.pk}
     total_assigned = sum(assigned_here.values())
     active_weight = sum(w for op_id, w in weights.items() if operators[op_id].is_active)
     rows = []

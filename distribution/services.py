@@ -38,9 +38,7 @@ class Assignment:
 def open_contacts_count() -> Coalesce:
     """An annotation: the open contacts of the row's `operator_id` (the partial index)."""
     open_contacts = (
-        Contact.objects.filter(
-            operator_id=OuterRef("operator_id"), status=Contact.Status.OPEN
-        )
+        Contact.objects.filter(operator_id=OuterRef("operator_id"), status=Contact.Status.OPEN)
         .order_by()
         .values("operator_id")
         .annotate(count=Count("pk"))
@@ -49,9 +47,7 @@ def open_contacts_count() -> Coalesce:
     return Coalesce(Subquery(open_contacts), 0)
 
 
-def choose_operator(
-    *, source: Source, exclude_operator_id: int | None = None
-) -> Assignment:
+def choose_operator(*, source: Source, exclude_operator_id: int | None = None) -> Assignment:
     """Pick an operator for a new contact of `source`; call inside transaction.atomic.
 
     1. Lock every operator configured on the source, in id order. The locks are held
@@ -99,9 +95,7 @@ def choose_operator(
     return Assignment(operator=chosen.operator if chosen else None, decision=decision)
 
 
-def _left_out_reason(
-    row: OperatorSourceWeight, exclude_operator_id: int | None
-) -> str | None:
+def _left_out_reason(row: OperatorSourceWeight, exclude_operator_id: int | None) -> str | None:
     if row.operator_id == exclude_operator_id:
         return CURRENT_OPERATOR
     if not row.operator.is_active:
@@ -111,14 +105,10 @@ def _left_out_reason(
     return None
 
 
-def _pick(
-    strategy: str, eligible: list[OperatorSourceWeight]
-) -> OperatorSourceWeight | None:
+def _pick(strategy: str, eligible: list[OperatorSourceWeight]) -> OperatorSourceWeight | None:
     if not eligible:
         return None
-    candidates = [
-        Candidate(r.operator_id, r.weight, r.round_robin_credit) for r in eligible
-    ]
+    candidates = [Candidate(r.operator_id, r.weight, r.round_robin_credit) for r in eligible]
     if strategy == Source.Strategy.ROUND_ROBIN:
         chosen, credits = pick_round_robin(candidates)
         for row in eligible:
@@ -145,9 +135,7 @@ def drain_waiting_for_operator(*, operator_id: int, trigger: str) -> int:
     room = operator.max_open_contacts - load
     if room <= 0:
         return 0
-    source_ids = OperatorSourceWeight.objects.filter(operator=operator).values(
-        "source_id"
-    )
+    source_ids = OperatorSourceWeight.objects.filter(operator=operator).values("source_id")
     waiting_ids = list(
         Contact.objects.select_for_update(skip_locked=True)
         .filter(status=Contact.Status.WAITING, source_id__in=source_ids)
@@ -242,18 +230,14 @@ def update_operator(
 
 
 @transaction.atomic
-def create_operator(
-    *, name: str, is_active: bool = True, max_open_contacts: int = 10
-) -> Operator:
+def create_operator(*, name: str, is_active: bool = True, max_open_contacts: int = 10) -> Operator:
     return Operator.objects.create(
         name=name, is_active=is_active, max_open_contacts=max_open_contacts
     )
 
 
 @transaction.atomic
-def set_source_weights(
-    *, source: Source, weights: dict[int, int]
-) -> list[OperatorSourceWeight]:
+def set_source_weights(*, source: Source, weights: dict[int, int]) -> list[OperatorSourceWeight]:
     """Replace the whole weight list of a source ({operator_id: weight}, weights > 0).
 
     The operators involved, before and after, are locked in id order first, so no
@@ -277,9 +261,7 @@ def set_source_weights(
         )
     for operator_id in sorted(weights):
         if before.get(operator_id) != weights[operator_id]:
-            drain_waiting_for_operator(
-                operator_id=operator_id, trigger="weights_changed"
-            )
+            drain_waiting_for_operator(operator_id=operator_id, trigger="weights_changed")
     return list(source.weights.select_related("operator").order_by("operator_id"))
 
 
@@ -287,9 +269,7 @@ def assert_assignable(*, operator: Operator, source: Source) -> None:
     """Raise Conflict unless `operator` (locked by the caller) may take a contact of `source`."""
     if not operator.is_active:
         raise Conflict(f"{operator.name} is inactive.")
-    if not OperatorSourceWeight.objects.filter(
-        operator=operator, source=source
-    ).exists():
+    if not OperatorSourceWeight.objects.filter(operator=operator, source=source).exists():
         raise Conflict(f"{operator.name} does not serve the source {source.code}.")
     load = Contact.objects.filter(operator=operator, status=Contact.Status.OPEN).count()
     if load >= operator.max_open_contacts:

@@ -50,9 +50,7 @@ def normalise_phone(raw: str, region: str | None = None) -> str:
 def normalise_email(raw: str) -> str:
     email = raw.strip().lower()
     if len(email) > MAX_EMAIL_LENGTH:
-        raise ValueError(
-            f"Ensure this field has no more than {MAX_EMAIL_LENGTH} characters."
-        )
+        raise ValueError(f"Ensure this field has no more than {MAX_EMAIL_LENGTH} characters.")
     try:
         validate_email(email)
     except ValidationError:
@@ -63,9 +61,7 @@ def normalise_email(raw: str) -> str:
 def normalise_external_id(raw: str) -> str:
     external_id = raw.strip()
     if len(external_id) > MAX_EXTERNAL_ID_LENGTH:
-        raise ValueError(
-            f"Ensure this field has no more than {MAX_EXTERNAL_ID_LENGTH} characters."
-        )
+        raise ValueError(f"Ensure this field has no more than {MAX_EXTERNAL_ID_LENGTH} characters.")
     return external_id
 
 
@@ -97,13 +93,9 @@ def build_identity(
             errors[field] = [str(exc)]
     name = (name or "").strip()
     if len(name) > MAX_NAME_LENGTH:
-        errors["name"] = [
-            f"Ensure this field has no more than {MAX_NAME_LENGTH} characters."
-        ]
+        errors["name"] = [f"Ensure this field has no more than {MAX_NAME_LENGTH} characters."]
     if not errors and not any(normalised.values()):
-        errors["non_field_errors"] = [
-            "Give at least one identifier: external_id, phone or email."
-        ]
+        errors["non_field_errors"] = ["Give at least one identifier: external_id, phone or email."]
     if errors:
         raise InvalidIdentity(errors)
     return LeadIdentity(name=name, **normalised)

@@ -13,9 +13,7 @@ class Lead(models.Model):
         max_length=MAX_EXTERNAL_ID_LENGTH, unique=True, null=True, blank=True
     )
     phone = models.CharField(max_length=32, unique=True, null=True, blank=True)
-    email = models.EmailField(
-        max_length=MAX_EMAIL_LENGTH, unique=True, null=True, blank=True
-    )
+    email = models.EmailField(max_length=MAX_EMAIL_LENGTH, unique=True, null=True, blank=True)
     name = models.CharField(max_length=MAX_NAME_LENGTH, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
 
@@ -31,13 +29,7 @@ class Lead(models.Model):
         ]
 
     def __str__(self) -> str:
-        return (
-            self.name
-            or self.external_id
-            or self.phone
-            or self.email
-            or f"Lead {self.pk}"
-        )
+        return self.name or self.external_id or self.phone or self.email or f"Lead {self.pk}"
 
 
 class Contact(models.Model):
@@ -47,9 +39,7 @@ class Contact(models.Model):
         CLOSED = "closed", "Closed"
 
     lead = models.ForeignKey(Lead, on_delete=models.PROTECT, related_name="contacts")
-    source = models.ForeignKey(
-        Source, on_delete=models.PROTECT, related_name="contacts"
-    )
+    source = models.ForeignKey(Source, on_delete=models.PROTECT, related_name="contacts")
     # SET_NULL keeps closed history when an operator is deleted; the check constraints
     # below make deleting an operator with open contacts fail in the database.
     operator = models.ForeignKey(
@@ -59,9 +49,7 @@ class Contact(models.Model):
         blank=True,
         related_name="contacts",
     )
-    status = models.CharField(
-        max_length=16, choices=Status.choices, default=Status.WAITING
-    )
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.WAITING)
     payload = models.JSONField(default=dict, blank=True)
     # The engine's reasoning when the operator was chosen (see distribution.services).
     decision = models.JSONField(default=dict, blank=True)
@@ -79,13 +67,11 @@ class Contact(models.Model):
                 name="contact_status_known",
             ),
             models.CheckConstraint(
-                condition=~Q(status="waiting")
-                | Q(operator__isnull=True, assigned_at__isnull=True),
+                condition=~Q(status="waiting") | Q(operator__isnull=True, assigned_at__isnull=True),
                 name="contact_waiting_has_no_operator",
             ),
             models.CheckConstraint(
-                condition=~Q(status="open")
-                | Q(operator__isnull=False, assigned_at__isnull=False),
+                condition=~Q(status="open") | Q(operator__isnull=False, assigned_at__isnull=False),
                 name="contact_open_has_operator",
             ),
             models.CheckConstraint(

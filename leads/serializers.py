@@ -21,9 +21,7 @@ class LeadIdentitySerializer(serializers.Serializer):
         allow_blank=True,
         max_length=MAX_EXTERNAL_ID_LENGTH,
     )
-    phone = serializers.CharField(
-        required=False, allow_null=True, allow_blank=True, max_length=64
-    )
+    phone = serializers.CharField(required=False, allow_null=True, allow_blank=True, max_length=64)
     email = serializers.CharField(
         required=False, allow_null=True, allow_blank=True, max_length=MAX_EMAIL_LENGTH
     )
@@ -39,9 +37,7 @@ class LeadIdentitySerializer(serializers.Serializer):
 
 
 class ContactCreateSerializer(serializers.Serializer):
-    source = serializers.SlugRelatedField(
-        slug_field="code", queryset=Source.objects.all()
-    )
+    source = serializers.SlugRelatedField(slug_field="code", queryset=Source.objects.all())
     lead = LeadIdentitySerializer()
     payload = serializers.JSONField(required=False, default=dict)
 

@@ -72,14 +72,10 @@ def _match_or_create_lead(identity: LeadIdentity) -> tuple[Lead, list[dict[str, 
     if not matches:
         return Lead.objects.create(name=identity.name, **given), []
     owner = {
-        identifier: next(
-            (lead for lead in matches if getattr(lead, identifier) == value), None
-        )
+        identifier: next((lead for lead in matches if getattr(lead, identifier) == value), None)
         for identifier, value in given.items()
     }
-    lead = next(
-        owner[identifier] for identifier in IDENTIFIER_FIELDS if owner.get(identifier)
-    )
+    lead = next(owner[identifier] for identifier in IDENTIFIER_FIELDS if owner.get(identifier))
     conflicts = []
     changed = []
     for identifier, value in given.items():
@@ -118,9 +114,7 @@ def close_contact(*, contact: Contact) -> Contact:
             raise Conflict("This contact is already closed.")
         contact.refresh_from_db()
         if contact.operator_id is not None:
-            drain_waiting_for_operator(
-                operator_id=contact.operator_id, trigger="contact_closed"
-            )
+            drain_waiting_for_operator(operator_id=contact.operator_id, trigger="contact_closed")
     return contact
 
 
@@ -133,9 +127,7 @@ def reassign_contact(*, contact: Contact, operator: Operator | None = None) -> C
     The previous operator's freed place then goes to the waiting queue.
     """
     contact = (
-        Contact.objects.select_for_update(of=("self",))
-        .select_related("source")
-        .get(pk=contact.pk)
+        Contact.objects.select_for_update(of=("self",)).select_related("source").get(pk=contact.pk)
     )
     if contact.status == Contact.Status.CLOSED:
         raise Conflict("A closed contact cannot be reassigned.")
@@ -144,17 +136,13 @@ def reassign_contact(*, contact: Contact, operator: Operator | None = None) -> C
     involved = Q(weights__source=contact.source) | Q(pk=previous_operator_id)
     if operator is not None:
         involved |= Q(pk=operator.pk)
-    list(
-        Operator.objects.select_for_update(of=("self",)).filter(involved).order_by("id")
-    )
+    list(Operator.objects.select_for_update(of=("self",)).filter(involved).order_by("id"))
     if operator is None:
         assignment = choose_operator(
             source=contact.source, exclude_operator_id=previous_operator_id
         )
         if assignment.operator is None:
-            raise Conflict(
-                "No other operator on this source is active and under the limit."
-            )
+            raise Conflict("No other operator on this source is active and under the limit.")
         new_operator, decision = assignment.operator, assignment.decision
     else:
         if operator.pk == previous_operator_id:
@@ -172,7 +160,5 @@ def reassign_contact(*, contact: Contact, operator: Operator | None = None) -> C
     contact.decision = decision
     contact.save(update_fields=["operator", "status", "assigned_at", "decision"])
     if previous_operator_id is not None:
-        drain_waiting_for_operator(
-            operator_id=previous_operator_id, trigger="contact_reassigned"
-        )
+        drain_waiting_for_operator(operator_id=previous_operator_id, trigger="contact_reassigned")
     return contact

@@ -26,7 +26,9 @@ SOURCES = [
 
 
 class Command(BaseCommand):
-    help = "Create a demo staff login and API token; on an empty database, demo operators and sources."
+    help = (
+        "Create a demo staff login and API token; on an empty database, demo operators and sources."
+    )
 
     def handle(self, *args: object, **options: object) -> None:
         user = self._demo_user()
@@ -37,7 +39,8 @@ class Command(BaseCommand):
         self.stdout.write(
             f"Admin:     http://127.0.0.1:8000/admin/  login {DEMO_USERNAME} / {DEMO_PASSWORD}\n"
             f"API token: {token.key}\n"
-            f"Try:       curl -H 'Authorization: Token {token.key}' -H 'Content-Type: application/json' "
+            f"Try:       curl -H 'Authorization: Token {token.key}' "
+            "-H 'Content-Type: application/json' "
             '-d \'{"source": "telegram-bot", "lead": {"phone": "+79161234567"}}\' '
             "http://127.0.0.1:8000/api/contacts/"
         )
@@ -54,24 +57,19 @@ class Command(BaseCommand):
     @transaction.atomic
     def _demo_data(self) -> None:
         operators = [
-            create_operator(name=name, max_open_contacts=limit)
-            for name, limit in OPERATORS
+            create_operator(name=name, max_open_contacts=limit) for name, limit in OPERATORS
         ]
         sources = []
         for code, name, strategy, weights in SOURCES:
             source = Source.objects.create(code=code, name=name, strategy=strategy)
             set_source_weights(
                 source=source,
-                weights={
-                    operators[index].pk: weight for index, weight in weights.items()
-                },
+                weights={operators[index].pk: weight for index, weight in weights.items()},
             )
             sources.append(source)
         for number in range(12):
             register_contact(
                 source=sources[number % len(sources)],
-                identity=build_identity(
-                    phone=f"+7916000{number:04d}", name=f"Demo lead {number}"
-                ),
+                identity=build_identity(phone=f"+7916000{number:04d}", name=f"Demo lead {number}"),
                 payload={"text": "Hello, I would like to know more."},
             )
