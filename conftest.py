@@ -1,3 +1,5 @@
+import os
+
 import pytest
 from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
@@ -17,3 +19,13 @@ def api(staff_user) -> APIClient:
     token = Token.objects.create(user=staff_user)
     client.credentials(HTTP_AUTHORIZATION=f"Token {token.key}")
     return client
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item, call):
+    """With REQUIRE_FULL_SUITE=1 (CI on PostgreSQL) a skipped test is a failed test."""
+    report = yield
+    if report.skipped and os.environ.get("REQUIRE_FULL_SUITE") == "1":
+        report.outcome = "failed"
+        report.longrepr = f"skipped, but REQUIRE_FULL_SUITE=1 forbids skips: {report.longrepr}"
+    return report
