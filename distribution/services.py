@@ -47,6 +47,18 @@ def open_contacts_count() -> Coalesce:
     return Coalesce(Subquery(open_contacts), 0)
 
 
+def operator_load() -> Coalesce:
+    """An annotation for Operator rows: their open contacts (the partial index)."""
+    open_contacts = (
+        Contact.objects.filter(operator_id=OuterRef("pk"), status=Contact.Status.OPEN)
+        .order_by()
+        .values("operator_id")
+        .annotate(count=Count("pk"))
+        .values("count")
+    )
+    return Coalesce(Subquery(open_contacts), 0)
+
+
 def choose_operator(*, source: Source, exclude_operator_id: int | None = None) -> Assignment:
     """Pick an operator for a new contact of `source`; call inside transaction.atomic.
 
@@ -263,6 +275,32 @@ def set_source_weights(*, source: Source, weights: dict[int, int]) -> list[Opera
         if before.get(operator_id) != weights[operator_id]:
             drain_waiting_for_operator(operator_id=operator_id, trigger="weights_changed")
     return list(source.weights.select_related("operator").order_by("operator_id"))
+
+
+@transaction.atomic
+def set_operator_weights(
+    *, operator: Operator, weights: dict[int, int]
+) -> list[OperatorSourceWeight]:
+    """Replace the whole weight list of an operator ({source_id: weight}, weights > 0).
+
+    The operator's row lock keeps picks on its sources from seeing half of the change
+    (the engine locks the same row before reading weights). If any weight was added
+    or changed, the operator then takes the waiting contacts it can serve.
+    """
+    # The lock every pick involving this operator takes first.
+    Operator.objects.select_for_update().get(pk=operator.pk)
+    before = dict(operator.weights.values_list("source_id", "weight"))
+    known = set(Source.objects.filter(id__in=list(weights)).values_list("id", flat=True))
+    if missing := set(weights) - known:
+        raise Conflict(f"Unknown sources: {sorted(missing)}.")
+    operator.weights.exclude(source_id__in=list(weights)).delete()
+    for source_id, weight in weights.items():
+        OperatorSourceWeight.objects.update_or_create(
+            operator=operator, source_id=source_id, defaults={"weight": weight}
+        )
+    if any(before.get(source_id) != weight for source_id, weight in weights.items()):
+        drain_waiting_for_operator(operator_id=operator.pk, trigger="weights_changed")
+    return list(operator.weights.select_related("source").order_by("source_id"))
 
 
 def assert_assignable(*, operator: Operator, source: Source) -> None:
