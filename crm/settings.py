@@ -6,6 +6,7 @@ through psycopg 3 with persistent connections.
 """
 
 import os
+import re
 from pathlib import Path
 
 import dj_database_url
@@ -43,6 +44,14 @@ def env_list(name: str, default: str) -> list[str]:
     return [item.strip() for item in env_str(name, default).split(",") if item.strip()]
 
 
+def env_rate(name: str, default: str) -> str:
+    """A DRF throttle rate: requests per second, minute, hour or day ("600/min")."""
+    raw = env_str(name, default)
+    if not re.fullmatch(r"[1-9][0-9]*/(s|sec|second|m|min|minute|h|hour|d|day)", raw):
+        raise ImproperlyConfigured(f"{name} must look like 600/min or 10/s, got {raw!r}")
+    return raw
+
+
 DEBUG = env_bool("DEBUG", False)
 SECRET_KEY = env_str("SECRET_KEY", "dev-only-insecure-secret-key-change-me")
 ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", "127.0.0.1,localhost")
@@ -57,6 +66,9 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "rest_framework",
     "rest_framework.authtoken",
+    "django_filters",
+    "drf_spectacular",
+    "drf_spectacular_sidecar",
     "distribution",
     "leads",
 ]
@@ -138,15 +150,49 @@ STORAGES = {
 }
 
 REST_FRAMEWORK = {
-    # Token first: an anonymous or bad-token request then gets 401 with WWW-Authenticate.
+    # Bot keys and tokens before the session: an anonymous or bad-key request then gets
+    # 401 with `WWW-Authenticate: Bearer`, not the 403 session authentication gives.
     "DEFAULT_AUTHENTICATION_CLASSES": [
+        "distribution.authentication.SourceKeyAuthentication",
         "rest_framework.authentication.TokenAuthentication",
         "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAdminUser"],
+    "DEFAULT_THROTTLE_CLASSES": ["distribution.authentication.SourceKeyRateThrottle"],
+    "DEFAULT_PARSER_CLASSES": ["crm.parsers.JSONParser"],
+    "DEFAULT_FILTER_BACKENDS": ["django_filters.rest_framework.DjangoFilterBackend"],
+    "DEFAULT_SCHEMA_CLASS": "crm.api.AutoSchema",
     "EXCEPTION_HANDLER": "crm.api.exception_handler",
     "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.PageNumberPagination",
     "PAGE_SIZE": env_int("API_PAGE_SIZE", 50),
+    "TEST_REQUEST_DEFAULT_FORMAT": "json",
+}
+
+# Requests per source for bots' API keys (all keys of one source share it). Counted in
+# the default cache: per process unless CACHES points at a shared one.
+API_BOT_THROTTLE_RATE = env_rate("API_BOT_THROTTLE_RATE", "600/min")
+
+SPECTACULAR_SETTINGS = {
+    "TITLE": "Lead distribution API",
+    "DESCRIPTION": (
+        "Contacts from bots and forms, handed to operators by weight and load limit. "
+        "Staff: `Authorization: Token <key>` or the admin session. "
+        "Bots: `Authorization: Bearer <source API key>`."
+    ),
+    "VERSION": "1",
+    "SERVE_INCLUDE_SCHEMA": False,
+    # The schema and its docs are public, and a stale key must not lock them.
+    "SERVE_AUTHENTICATION": [],
+    # Request bodies get their own components, without the read-only fields.
+    "COMPONENT_SPLIT_REQUEST": True,
+    # Swagger UI from the sidecar's static files: the machine may have no internet.
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
+    "ENUM_NAME_OVERRIDES": {
+        "ContactStatusEnum": "leads.models.Contact.Status",
+        "SourceStrategyEnum": "distribution.models.Source.Strategy",
+    },
 }
 
 # Region used to read phone numbers written without a country code ("8 912 ...").

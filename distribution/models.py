@@ -67,3 +67,32 @@ class OperatorSourceWeight(models.Model):
 
     def __str__(self) -> str:
         return f"{self.operator} on {self.source}: {self.weight}"
+
+
+class SourceApiKey(models.Model):
+    """A bot's credential for one source. Only a hash is stored; the key is shown once.
+
+    A key reads `<prefix>.<secret>`: the prefix finds the row, the hash of the whole key
+    is compared in constant time. A source has several keys so one can be rotated while
+    the other still works.
+    """
+
+    source = models.ForeignKey(Source, on_delete=models.CASCADE, related_name="api_keys")
+    name = models.CharField(
+        max_length=200, blank=True, help_text="What the key is for, e.g. the bot's host."
+    )
+    prefix = models.CharField(max_length=16, unique=True, editable=False)
+    key_hash = models.CharField(max_length=64, editable=False)
+    created_at = models.DateTimeField(auto_now_add=True)
+    revoked_at = models.DateTimeField(null=True, blank=True, editable=False)
+
+    class Meta:
+        ordering = ["source_id", "id"]
+        verbose_name = "source API key"
+
+    def __str__(self) -> str:
+        return f"{self.prefix}… ({self.source})"
+
+    @property
+    def is_revoked(self) -> bool:
+        return self.revoked_at is not None

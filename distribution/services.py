@@ -10,13 +10,14 @@ import random
 from dataclasses import dataclass, field
 from typing import Any
 
-from django.db import transaction
-from django.db.models import Count, OuterRef, Subquery
+from django.db import IntegrityError, transaction
+from django.db.models import Count, OuterRef, ProtectedError, Subquery
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from crm.errors import Conflict
-from distribution.models import Operator, OperatorSourceWeight, Source
+from distribution.keys import hash_key, new_key, prefix_of
+from distribution.models import Operator, OperatorSourceWeight, Source, SourceApiKey
 from distribution.picking import Candidate, pick_round_robin, pick_weighted_random
 from leads.models import Contact
 
@@ -314,3 +315,86 @@ def assert_assignable(*, operator: Operator, source: Source) -> None:
         raise Conflict(
             f"{operator.name} is at the limit ({load} / {operator.max_open_contacts} open)."
         )
+
+
+@transaction.atomic
+def delete_operator(*, operator: Operator) -> None:
+    """Delete an operator holding no open contacts; its closed ones keep their history."""
+    # The engine takes this lock before assigning, so no contact opens for the operator
+    # between the count and the delete.
+    locked = Operator.objects.select_for_update().filter(pk=operator.pk).first()
+    if locked is None:
+        return
+    open_count = Contact.objects.filter(operator=locked, status=Contact.Status.OPEN).count()
+    if open_count:
+        raise Conflict(
+            f"{locked.name} has {open_count} open contacts: close or reassign them first."
+        )
+    locked.delete()
+
+
+def create_source(
+    *,
+    code: str,
+    name: str,
+    is_active: bool = True,
+    strategy: str = Source.Strategy.WEIGHTED_RANDOM,
+) -> Source:
+    try:
+        with transaction.atomic():
+            return Source.objects.create(
+                code=code, name=name, is_active=is_active, strategy=strategy
+            )
+    except IntegrityError:
+        raise Conflict(f"A source with the code {code!r} already exists.") from None
+
+
+def update_source(
+    *,
+    source: Source,
+    code: str | None = None,
+    name: str | None = None,
+    is_active: bool | None = None,
+    strategy: str | None = None,
+) -> Source:
+    """Change a source's fields (None leaves one as it is). Its weights are set apart."""
+    changes = {"code": code, "name": name, "is_active": is_active, "strategy": strategy}
+    changed = [attribute for attribute, value in changes.items() if value is not None]
+    for attribute in changed:
+        setattr(source, attribute, changes[attribute])
+    try:
+        with transaction.atomic():
+            source.save(update_fields=changed)
+    except IntegrityError:
+        raise Conflict(f"A source with the code {code!r} already exists.") from None
+    return source
+
+
+def delete_source(*, source: Source) -> None:
+    """Delete a source that never received a contact; one with history is deactivated."""
+    try:
+        with transaction.atomic():
+            source.delete()
+    # PROTECT on Contact.source, or a contact inserted after Django looked for them.
+    except (ProtectedError, IntegrityError):
+        raise Conflict(
+            f"The source {source.code} has contacts: deactivate it instead of deleting it."
+        ) from None
+
+
+def create_source_key(*, source: Source, name: str = "") -> tuple[SourceApiKey, str]:
+    """A new API key for a source's bot: the stored row and the key, which is not stored."""
+    key = new_key()
+    api_key = SourceApiKey.objects.create(
+        source=source, name=name, prefix=prefix_of(key), key_hash=hash_key(key)
+    )
+    return api_key, key
+
+
+def revoke_source_key(*, api_key: SourceApiKey) -> SourceApiKey:
+    """Stop a key from working at once; revoking it again keeps the first revocation time."""
+    SourceApiKey.objects.filter(pk=api_key.pk, revoked_at__isnull=True).update(
+        revoked_at=timezone.now()
+    )
+    api_key.refresh_from_db()
+    return api_key

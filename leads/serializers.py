@@ -37,19 +37,41 @@ class LeadIdentitySerializer(serializers.Serializer):
 
 
 class ContactCreateSerializer(serializers.Serializer):
-    source = serializers.SlugRelatedField(slug_field="code", queryset=Source.objects.all())
+    """The intake. A bot may leave out `source`: its key's source is used (context
+    `bot_source`); naming another one is refused before this runs."""
+
+    source = serializers.SlugRelatedField(
+        slug_field="code",
+        queryset=Source.objects.all(),
+        required=False,
+        help_text="The source's code. Required with a staff login; a bot may omit it.",
+    )
     lead = LeadIdentitySerializer()
-    payload = serializers.JSONField(required=False, default=dict)
+    payload = serializers.DictField(required=False, default=dict, help_text="Any JSON object.")
 
-    def validate_source(self, source: Source) -> Source:
-        if not source.is_active:
-            raise serializers.ValidationError(f"Source {source.code!r} is inactive.")
-        return source
-
-    def validate_payload(self, payload: object) -> dict:
-        if not isinstance(payload, dict):
-            raise serializers.ValidationError("Must be a JSON object.")
+    def validate_payload(self, payload: dict) -> dict:
+        if _contains_nul(payload):
+            # PostgreSQL's jsonb cannot store it.
+            raise serializers.ValidationError("Text in the payload may not contain NUL (\\u0000).")
         return payload
+
+    def validate(self, attrs: dict) -> dict:
+        source = attrs.get("source") or self.context.get("bot_source")
+        if source is None:
+            raise serializers.ValidationError({"source": ["This field is required."]})
+        if not source.is_active:
+            raise serializers.ValidationError({"source": [f"Source {source.code!r} is inactive."]})
+        return {**attrs, "source": source}
+
+
+def _contains_nul(value: object) -> bool:
+    if isinstance(value, str):
+        return "\x00" in value
+    if isinstance(value, dict):
+        return any(_contains_nul(k) or _contains_nul(v) for k, v in value.items())
+    if isinstance(value, list):
+        return any(_contains_nul(item) for item in value)
+    return False
 
 
 class LeadBriefSerializer(serializers.ModelSerializer):
@@ -90,4 +112,40 @@ class ContactSerializer(serializers.ModelSerializer):
             "assigned_at",
             "closed_at",
         ]
+        read_only_fields = fields
+
+
+class ContactReassignSerializer(serializers.Serializer):
+    operator = serializers.PrimaryKeyRelatedField(
+        queryset=Operator.objects.all(),
+        required=False,
+        allow_null=True,
+        help_text="Give it to this operator; omitted or null: by the source's rule.",
+    )
+
+
+class LeadSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = Lead
+        fields = ["id", "external_id", "phone", "email", "name", "created_at"]
+        read_only_fields = fields
+
+
+class LeadContactSerializer(serializers.ModelSerializer):
+    """A contact as seen from its lead: where it came from and who has it."""
+
+    source = SourceBriefSerializer()
+    operator = OperatorBriefSerializer(allow_null=True)
+
+    class Meta:
+        model = Contact
+        fields = ["id", "status", "source", "operator", "created_at", "assigned_at", "closed_at"]
+        read_only_fields = fields
+
+
+class LeadDetailSerializer(LeadSerializer):
+    contacts = LeadContactSerializer(many=True, read_only=True)
+
+    class Meta(LeadSerializer.Meta):
+        fields = [*LeadSerializer.Meta.fields, "contacts"]
         read_only_fields = fields
