@@ -31,13 +31,12 @@ def pick_round_robin(
     fixed set the credits keep summing to zero, so each operator's count stays within
     a fraction of its share on every prefix.
 
-    Credits come from earlier picks whose eligible set may have differed (someone was
-    full or inactive); they are first clamped to one total weight and re-centred to
-    sum to zero, so an operator coming back resumes its share instead of a burst.
+    Credits come from earlier picks whose eligible set or weights may have differed
+    (someone was full or inactive): see `_normalised`.
     """
     weights = [c.weight for c in candidates]
     total = sum(weights)
-    credits = _recentred([c.round_robin_credit for c in candidates], weights)
+    credits = _normalised([c.round_robin_credit for c in candidates], weights)
     credits = [credit + weight for credit, weight in zip(credits, weights, strict=True)]
     best = max(range(len(candidates)), key=lambda i: (credits[i], -i))
     credits[best] -= total
@@ -45,27 +44,26 @@ def pick_round_robin(
     return candidates[best], new_credits
 
 
+def _normalised(credits: list[int], weights: list[int]) -> list[int]:
+    """Credits as smooth round-robin expects them: summing to zero, near zero.
+
+    A fixed set's own credits already are (they stay within about 1.2 total weights)
+    and are left alone. Credits that sum to something else, or are far out, were left
+    by a different eligible set or other weights: they are re-centred and clamped to a
+    third of the total weight, keeping who is owed a pick without owing a burst.
+    """
+    total = sum(weights)
+    if sum(credits) == 0 and all(abs(credit) <= 2 * total for credit in credits):
+        return credits
+    limit = total // 3
+    clamped = [max(-limit, min(limit, credit)) for credit in _recentred(credits, weights)]
+    return _recentred(clamped, weights)
+
+
 def _recentred(credits: list[int], weights: list[int]) -> list[int]:
     total = sum(weights)
-    clamped = [max(-total, min(total, credit)) for credit in credits]
-    excess = sum(clamped)
+    excess = sum(credits)
     # Take the excess back in proportion to weight; the rounding remainder from the first.
     cuts = [excess * weight // total for weight in weights]
     cuts[0] += excess - sum(cuts)
-    return [credit - cut for credit, cut in zip(clamped, cuts, strict=True)]
-
-
-def preview_split(
-    candidates: Sequence[Candidate], strategy: str, count: int, rng: random.Random
-) -> dict[int, int]:
-    """How `count` picks would split among a fixed eligible set now (writes nothing)."""
-    split = {c.operator_id: 0 for c in candidates}
-    current = list(candidates)
-    for _ in range(count if candidates else 0):
-        if strategy == "round_robin":
-            chosen, credits = pick_round_robin(current)
-            current = [Candidate(c.operator_id, c.weight, credits[c.operator_id]) for c in current]
-        else:
-            chosen = pick_weighted_random(current, rng)
-        split[chosen.operator_id] += 1
-    return split
+    return [credit - cut for credit, cut in zip(credits, cuts, strict=True)]

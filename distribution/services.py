@@ -272,6 +272,8 @@ def set_source_weights(*, source: Source, weights: dict[int, int]) -> list[Opera
         OperatorSourceWeight.objects.update_or_create(
             source=source, operator_id=operator_id, defaults={"weight": weight}
         )
+    if before != weights:
+        _restart_round_robin(source_ids=[source.pk])
     for operator_id in sorted(weights):
         if before.get(operator_id) != weights[operator_id]:
             drain_waiting_for_operator(operator_id=operator_id, trigger="weights_changed")
@@ -299,9 +301,18 @@ def set_operator_weights(
         OperatorSourceWeight.objects.update_or_create(
             operator=operator, source_id=source_id, defaults={"weight": weight}
         )
-    if any(before.get(source_id) != weight for source_id, weight in weights.items()):
+    changed = [
+        source_id for source_id, weight in weights.items() if before.get(source_id) != weight
+    ]
+    if changed:
+        _restart_round_robin(source_ids=changed)
         drain_waiting_for_operator(operator_id=operator.pk, trigger="weights_changed")
     return list(operator.weights.select_related("source").order_by("source_id"))
+
+
+def _restart_round_robin(*, source_ids: list[int]) -> None:
+    # Credits earned under the old weights would skew the new shares: start a new cycle.
+    OperatorSourceWeight.objects.filter(source_id__in=source_ids).update(round_robin_credit=0)
 
 
 def assert_assignable(*, operator: Operator, source: Source) -> None:
