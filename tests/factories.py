@@ -2,7 +2,8 @@ import factory
 from django.contrib.auth import get_user_model
 from django.utils import timezone
 
-from distribution.models import Operator, OperatorSourceWeight, Source
+from distribution.keys import hash_key, new_key, prefix_of
+from distribution.models import Operator, OperatorSourceWeight, Source, SourceApiKey
 from leads.models import Contact, Lead
 
 
@@ -35,6 +36,20 @@ class OperatorSourceWeightFactory(factory.django.DjangoModelFactory):
     weight = 1
 
 
+class SourceApiKeyFactory(factory.django.DjangoModelFactory):
+    """A source's API key; the `key` parameter (not stored) is what a bot would send."""
+
+    class Meta:
+        model = SourceApiKey
+
+    class Params:
+        key = factory.LazyFunction(new_key)
+
+    source = factory.SubFactory(SourceFactory)
+    prefix = factory.LazyAttribute(lambda api_key: prefix_of(api_key.key))
+    key_hash = factory.LazyAttribute(lambda api_key: hash_key(api_key.key))
+
+
 class LeadFactory(factory.django.DjangoModelFactory):
     class Meta:
         model = Lead
@@ -46,7 +61,8 @@ class LeadFactory(factory.django.DjangoModelFactory):
 
 
 class ContactFactory(factory.django.DjangoModelFactory):
-    """A waiting contact by default; `open=True` gives it an operator and counts as load."""
+    """A waiting contact by default; `open=True` gives it an operator and counts as load,
+    `closed=True` gives it an operator and a closing time."""
 
     class Meta:
         model = Contact
@@ -62,6 +78,12 @@ class ContactFactory(factory.django.DjangoModelFactory):
             status=Contact.Status.OPEN,
             operator=factory.SubFactory(OperatorFactory),
             assigned_at=factory.LazyFunction(timezone.now),
+        )
+        closed = factory.Trait(
+            status=Contact.Status.CLOSED,
+            operator=factory.SubFactory(OperatorFactory),
+            assigned_at=factory.LazyFunction(timezone.now),
+            closed_at=factory.LazyFunction(timezone.now),
         )
 
 

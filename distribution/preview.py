@@ -1,0 +1,109 @@
+"""What a source would do with its next contacts now: warnings and a dry run of the engine.
+
+Reads the source's weights and loads once, then replays picks with the real
+`distribution.picking` functions. Each pick counts as load, so operators fill up and
+drop out as they would in the engine; contacts nobody can take would wait. Writes
+nothing and takes no lock.
+"""
+
+import random
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+from distribution.models import OperatorSourceWeight, Source
+from distribution.picking import Candidate, pick_round_robin, pick_weighted_random
+from distribution.services import AT_LIMIT, INACTIVE, open_contacts_count
+
+PREVIEW_SIZE = 100
+
+
+@dataclass
+class PreviewRow:
+    operator_id: int
+    name: str
+    weight: int
+    load: int
+    limit: int
+    left_out: str | None  # why the engine would skip this operator right now
+    contacts: int = 0  # how many of the next contacts it would get
+
+
+@dataclass
+class SourcePreview:
+    strategy: str
+    count: int
+    rows: list[PreviewRow] = field(default_factory=list)
+    waiting: int = 0  # contacts nobody could take: they would wait
+
+
+def weights_with_load(source: Source) -> list[OperatorSourceWeight]:
+    """The source's weights with their operators and each operator's open load (`load`)."""
+    return list(
+        source.weights.select_related("operator")
+        .annotate(load=open_contacts_count())
+        .order_by("operator_id")
+    )
+
+
+def source_warnings(*, source: Source, weights: Sequence[OperatorSourceWeight]) -> list[str]:
+    """What staff should fix on a source; `weights` carry their operator and `load`."""
+    warnings = []
+    if not source.is_active:
+        warnings.append("The source is inactive: contacts sent to it are refused.")
+    active = [row for row in weights if row.operator.is_active]
+    if not weights:
+        warnings.append("No operator serves this source: every new contact will wait.")
+    elif not active:
+        warnings.append("No active operator on this source: every new contact will wait.")
+    elif all(row.load >= row.operator.max_open_contacts for row in active):
+        warnings.append(
+            "Every active operator on this source is at the limit: new contacts will wait."
+        )
+    return warnings
+
+
+def preview_next_contacts(
+    *, source: Source, count: int = PREVIEW_SIZE, rng: random.Random | None = None
+) -> SourcePreview:
+    """How the next `count` contacts of `source` would be split if they came in now."""
+    rng = rng or random.Random()
+    weights = weights_with_load(source)
+    rows = [_preview_row(weight) for weight in weights]
+    room = {row.operator_id: row.limit - row.load for row in rows if row.left_out is None}
+    credits = {weight.operator_id: weight.round_robin_credit for weight in weights}
+    by_id = {row.operator_id: row for row in rows}
+    preview = SourcePreview(strategy=source.strategy, count=count, rows=rows)
+    for _ in range(count):
+        eligible = [
+            Candidate(operator_id, by_id[operator_id].weight, credits[operator_id])
+            for operator_id, left in room.items()
+            if left > 0
+        ]
+        if not eligible:
+            preview.waiting += 1
+            continue
+        if source.strategy == Source.Strategy.ROUND_ROBIN:
+            chosen, new_credits = pick_round_robin(eligible)
+            credits.update(new_credits)
+        else:
+            chosen = pick_weighted_random(eligible, rng)
+        room[chosen.operator_id] -= 1
+        by_id[chosen.operator_id].contacts += 1
+    return preview
+
+
+def _preview_row(weight: OperatorSourceWeight) -> PreviewRow:
+    operator = weight.operator
+    left_out = None
+    if not operator.is_active:
+        left_out = INACTIVE
+    elif weight.load >= operator.max_open_contacts:
+        left_out = AT_LIMIT
+    return PreviewRow(
+        operator_id=operator.pk,
+        name=operator.name,
+        weight=weight.weight,
+        load=weight.load,
+        limit=operator.max_open_contacts,
+        left_out=left_out,
+    )

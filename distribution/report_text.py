@@ -1,0 +1,55 @@
+"""The distribution report as plain text and JSON, for the management commands."""
+
+import json
+from collections.abc import Sequence
+from dataclasses import asdict
+from datetime import datetime
+
+from distribution.reports import OperatorShare, SourceReport
+
+HEADER = (
+    f"  {'operator':<28} {'weight':>6} {'target':>7} {'actual':>7} {'assigned':>9} "
+    f"{'open/limit':>11}"
+)
+
+
+def report_lines(report: Sequence[SourceReport]) -> list[str]:
+    """One block per source: a title line, then a row per operator."""
+    lines = []
+    for source in report:
+        state = "" if source.is_active else ", inactive"
+        lines.append(
+            f"{source.code} ({source.strategy}{state}): "
+            f"{source.assigned} assigned, {source.waiting} waiting"
+        )
+        lines.append(HEADER)
+        lines += [_operator_line(row) for row in source.operators]
+        if not source.operators:
+            lines.append("  (no operator)")
+        lines.append("")
+    return lines
+
+
+def _operator_line(row: OperatorShare) -> str:
+    actual = "-" if row.actual_share is None else f"{100 * row.actual_share:.1f}%"
+    flags = "" if row.is_active else "  inactive"
+    if row.is_active and row.open_contacts >= row.max_open_contacts:
+        flags = "  at the limit"
+    load = f"{row.open_contacts}/{row.max_open_contacts}"
+    return (
+        f"  {row.name[:28]:<28} {row.weight:>6} {100 * row.target_share:>6.1f}% {actual:>7} "
+        f"{row.assigned:>9} {load:>11}{flags}"
+    )
+
+
+def report_json(
+    report: Sequence[SourceReport], *, since: datetime | None, until: datetime | None
+) -> str:
+    return json.dumps(
+        {
+            "since": since.isoformat() if since else None,
+            "until": until.isoformat() if until else None,
+            "sources": [asdict(source) for source in report],
+        },
+        indent=2,
+    )

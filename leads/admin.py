@@ -1,0 +1,300 @@
+"""The back office for leads and contacts.
+
+A contact's lead, source, operator, status and timestamps are read-only here: a
+contact changes only through the close and reassign actions, which call the flows in
+`leads.services` and report what they refused.
+"""
+
+from collections.abc import Callable
+
+from django import forms
+from django.contrib import admin, messages
+from django.contrib.admin.helpers import ActionForm
+from django.core.exceptions import ValidationError
+from django.db.models import Count, OuterRef, Q, QuerySet, Subquery
+from django.db.models.functions import Coalesce
+from django.http import HttpRequest, HttpResponse
+from django.utils.html import format_html, format_html_join
+from django.utils.safestring import SafeString
+from django.utils.timesince import timesince
+
+from crm.errors import Conflict
+from distribution.models import Operator
+from leads.identity import normalise_email, normalise_external_id, normalise_phone
+from leads.models import Contact, Lead
+from leads.services import close_contact, reassign_contact
+
+ADMIN_CSS = {"all": ["distribution/admin.css"]}
+# A refused action lists this many reasons, then how many more there were.
+REFUSALS_SHOWN = 10
+
+
+def status_badge(contact: Contact) -> SafeString:
+    return format_html(
+        '<span class="status status-{}">{}</span>', contact.status, contact.get_status_display()
+    )
+
+
+def identifier_lookup(term: str, prefix: str = "") -> Q | None:
+    """Exact matches on the normalised identifiers `term` could be (the unique indexes).
+
+    "8 (916) 123-45-67" finds +79161234567 and "Ann@Example.com" finds ann@example.com.
+    """
+    term = term.strip()
+    if not term:
+        return None
+    query = Q(**{f"{prefix}external_id": normalise_external_id(term)})
+    for field, normalise in (("phone", normalise_phone), ("email", normalise_email)):
+        try:
+            query |= Q(**{f"{prefix}{field}": normalise(term)})
+        except ValueError:
+            continue
+    return query
+
+
+class LeadForm(forms.ModelForm):
+    """Identifiers typed by staff are normalised the way intake normalises them."""
+
+    class Meta:
+        model = Lead
+        fields = ("name", "external_id", "phone", "email")
+
+    def clean_external_id(self) -> str | None:
+        return self._normalised("external_id", normalise_external_id)
+
+    def clean_phone(self) -> str | None:
+        return self._normalised("phone", normalise_phone)
+
+    def clean_email(self) -> str | None:
+        return self._normalised("email", normalise_email)
+
+    def _normalised(self, field: str, normalise: Callable[[str], str]) -> str | None:
+        value = self.cleaned_data.get(field)
+        if not value:
+            return None
+        try:
+            return normalise(value)
+        except ValueError as exc:
+            raise ValidationError(str(exc)) from None
+
+
+class ContactInline(admin.TabularInline):
+    model = Contact
+    fields = ("source", "operator", "status_badge", "created_at", "assigned_at", "closed_at")
+    readonly_fields = fields
+    ordering = ("-created_at", "-id")
+    show_change_link = True
+    can_delete = False
+    extra = 0
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet:
+        return super().get_queryset(request).select_related("source", "operator")
+
+    def has_add_permission(self, request: HttpRequest, obj: Lead | None = None) -> bool:
+        return False
+
+    @admin.display(description="Status")
+    def status_badge(self, contact: Contact) -> SafeString:
+        return status_badge(contact)
+
+
+@admin.register(Lead)
+class LeadAdmin(admin.ModelAdmin):
+    form = LeadForm
+    list_display = ("__str__", "external_id", "phone", "email", "contact_count", "created_at")
+    list_filter = ("created_at",)
+    search_fields = ("external_id", "phone", "email", "name")
+    readonly_fields = ("created_at",)
+    list_select_related = False  # a lead has no foreign keys
+    inlines = [ContactInline]
+    list_per_page = 50
+
+    class Media:
+        css = ADMIN_CSS
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet:
+        # A subquery per shown row (the contact.lead_id index), not a join over all contacts.
+        contacts = (
+            Contact.objects.filter(lead_id=OuterRef("pk"))
+            .order_by()
+            .values("lead_id")
+            .annotate(count=Count("pk"))
+            .values("count")
+        )
+        return super().get_queryset(request).annotate(contact_total=Coalesce(Subquery(contacts), 0))
+
+    @admin.display(description="Contacts", ordering="contact_total")
+    def contact_count(self, lead: Lead) -> int:
+        return lead.contact_total
+
+    def get_search_results(
+        self, request: HttpRequest, queryset: QuerySet, search_term: str
+    ) -> tuple[QuerySet, bool]:
+        """Parts of any identifier or the name, or an identifier as a bot would send it."""
+        results, may_have_duplicates = super().get_search_results(request, queryset, search_term)
+        if exact := identifier_lookup(search_term):
+            results |= queryset.filter(exact)
+        return results, may_have_duplicates
+
+
+class OperatorChoiceField(forms.ModelChoiceField):
+    def label_from_instance(self, operator: Operator) -> str:
+        return operator.name if operator.is_active else f"{operator.name} (inactive)"
+
+
+class ContactActionForm(ActionForm):
+    # Every operator is offered: reassign_contact, not the form, says why one cannot take it.
+    operator = OperatorChoiceField(
+        queryset=Operator.objects.order_by("name", "id"),
+        required=False,
+        label="Reassign to",
+        empty_label="whoever the source's rule picks",
+    )
+
+
+@admin.register(Contact)
+class ContactAdmin(admin.ModelAdmin):
+    list_display = ("id", "lead", "source", "operator", "status_badge", "age")
+    list_display_links = ("id",)
+    list_filter = ("status", "source", "operator", "created_at")
+    list_select_related = ("lead", "source", "operator")
+    search_fields = ("=lead__external_id", "=lead__phone", "=lead__email")
+    # Nothing is edited by hand, so no foreign key needs a picker (autocomplete, raw id):
+    # the lead, source and operator show as links.
+    readonly_fields = (
+        "lead",
+        "source",
+        "operator",
+        "status",
+        "payload",
+        "decision_table",
+        "lead_conflicts",
+        "created_at",
+        "assigned_at",
+        "closed_at",
+    )
+    fields = readonly_fields
+    action_form = ContactActionForm
+    actions = ["close", "reassign"]
+    list_per_page = 100
+    # The unfiltered count of a million contacts is a second full count on every page.
+    show_full_result_count = False
+
+    class Media:
+        css = ADMIN_CSS
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False  # contacts come in through the intake API
+
+    def has_delete_permission(self, request: HttpRequest, obj: Contact | None = None) -> bool:
+        return False  # history: close a contact instead
+
+    def change_view(
+        self,
+        request: HttpRequest,
+        object_id: str,
+        form_url: str = "",
+        extra_context: dict | None = None,
+    ) -> HttpResponse:
+        read_only = {"show_save": False, "show_save_and_continue": False}
+        return super().change_view(request, object_id, form_url, read_only | (extra_context or {}))
+
+    def get_search_results(
+        self, request: HttpRequest, queryset: QuerySet, search_term: str
+    ) -> tuple[QuerySet, bool]:
+        """The contacts of the lead any identifier names, normalised as intake does.
+
+        Exact matches only: they use the leads' unique indexes, where a partial match
+        would scan every contact.
+        """
+        exact = identifier_lookup(search_term, prefix="lead__")
+        if exact is None:
+            return queryset, False
+        if search_term.strip().isdigit():
+            exact |= Q(pk=int(search_term))
+        return queryset.filter(exact), False
+
+    @admin.display(description="Status", ordering="status")
+    def status_badge(self, contact: Contact) -> SafeString:
+        return status_badge(contact)
+
+    @admin.display(description="Age", ordering="created_at")
+    def age(self, contact: Contact) -> str:
+        return timesince(contact.created_at, depth=1)
+
+    @admin.display(description="Decision")
+    def decision_table(self, contact: Contact) -> SafeString:
+        """Why the engine chose this operator: every candidate, and why others were left out."""
+        decision = contact.decision or {}
+        rows = format_html_join(
+            "",
+            "<tr><td>{}</td><td>{}</td><td>{} / {}</td><td>{}</td></tr>",
+            (
+                (
+                    candidate.get("name"),
+                    candidate.get("weight", "—"),
+                    candidate.get("load"),
+                    candidate.get("limit"),
+                    "chosen"
+                    if candidate.get("operator_id") == decision.get("chosen_operator_id")
+                    else candidate.get("left_out") or "not picked",
+                )
+                for candidate in decision.get("candidates", [])
+            ),
+        )
+        return format_html(
+            "<p>Strategy: <b>{}</b>{}</p>"
+            "<table><thead><tr><th>Operator</th><th>Weight</th><th>Open / limit</th>"
+            "<th>Outcome</th></tr></thead><tbody>{}</tbody></table>",
+            decision.get("strategy", "—"),
+            f" (after {decision['trigger']})" if decision.get("trigger") else "",
+            rows,
+        )
+
+    @admin.action(description="Close selected contacts", permissions=["change"])
+    def close(self, request: HttpRequest, queryset: QuerySet) -> None:
+        refusals = []
+        closed = 0
+        for contact in queryset.order_by("id"):
+            try:
+                close_contact(contact=contact)
+            except Conflict as refusal:
+                refusals.append(f"Contact {contact.pk}: {refusal}")
+            else:
+                closed += 1
+        if closed:
+            self.message_user(request, f"{closed} contact(s) closed.", messages.SUCCESS)
+        self._report_refusals(request, "Not closed", refusals)
+
+    @admin.action(description="Reassign selected contacts", permissions=["change"])
+    def reassign(self, request: HttpRequest, queryset: QuerySet) -> None:
+        """To the operator chosen beside the action, or by the source's rule."""
+        # The admin has validated the action form, the operator field with it.
+        operator_id = request.POST.get("operator")
+        operator = Operator.objects.filter(pk=operator_id).first() if operator_id else None
+        if operator_id and operator is None:
+            self.message_user(request, "That operator no longer exists.", messages.ERROR)
+            return
+        refusals = []
+        moved = []
+        for contact in queryset.order_by("id"):
+            try:
+                moved.append(reassign_contact(contact=contact, operator=operator))
+            except Conflict as refusal:
+                refusals.append(f"Contact {contact.pk}: {refusal}")
+        if moved:
+            names = sorted({contact.operator.name for contact in moved})
+            self.message_user(
+                request,
+                f"{len(moved)} contact(s) reassigned to {', '.join(names)}.",
+                messages.SUCCESS,
+            )
+        self._report_refusals(request, "Not reassigned", refusals)
+
+    def _report_refusals(self, request: HttpRequest, heading: str, refusals: list[str]) -> None:
+        if not refusals:
+            return
+        shown = " ".join(refusals[:REFUSALS_SHOWN])
+        if len(refusals) > REFUSALS_SHOWN:
+            shown += f" And {len(refusals) - REFUSALS_SHOWN} more."
+        self.message_user(request, f"{heading}: {shown}", messages.ERROR)
