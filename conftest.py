@@ -5,7 +5,15 @@ import pytest
 from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
+from distribution.models import Source
+from distribution.services import create_source_key
 from tests.factories import StaffUserFactory
+
+
+@pytest.fixture(autouse=True)
+def fast_password_hashing(settings):
+    # The production hasher takes ~0.3 s per password on purpose; tests make many users.
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 
 
 @pytest.fixture
@@ -20,6 +28,19 @@ def api(staff_user) -> APIClient:
     token = Token.objects.create(user=staff_user)
     client.credentials(HTTP_AUTHORIZATION=f"Token {token.key}")
     return client
+
+
+@pytest.fixture
+def bot_client(db):
+    """`bot_client(source)`: an API client for that source's bot, with a new API key."""
+
+    def make(source: Source) -> APIClient:
+        _, key = create_source_key(source=source)
+        client = APIClient()
+        client.credentials(HTTP_AUTHORIZATION=f"Bearer {key}")
+        return client
+
+    return make
 
 
 @pytest.hookimpl(wrapper=True)
