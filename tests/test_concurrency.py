@@ -1,0 +1,197 @@
+"""Invariants under real concurrency: many threads, each with its own database
+connection, hitting the API at once; every check reads the database afterwards.
+
+On PostgreSQL these exercise the row locks; on SQLite the IMMEDIATE transactions
+serialise the same code. CI runs them on both (see .ci/run).
+"""
+
+import random
+import threading
+from collections import Counter
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+from django.db import connection
+from django.db.models import Count, F, Q
+from rest_framework.authtoken.models import Token
+from rest_framework.test import APIClient
+
+from distribution.models import Operator, Source
+from leads.models import Contact, Lead
+from tests.factories import (
+    OperatorFactory,
+    OperatorSourceWeightFactory,
+    SourceFactory,
+    StaffUserFactory,
+)
+
+pytestmark = [pytest.mark.concurrency, pytest.mark.django_db(transaction=True)]
+
+THREADS = 32
+
+
+def run_at_once(tasks: list[Callable[[], int]], threads: int = THREADS) -> list[int]:
+    """Run the tasks on `threads` threads released together; the status codes they return."""
+    barrier = threading.Barrier(threads)
+    chunks = [tasks[i::threads] for i in range(threads)]
+
+    def worker(chunk: list[Callable[[], int]]) -> list[int]:
+        try:
+            barrier.wait()
+            return [task() for task in chunk]
+        finally:
+            connection.close()  # each thread opened its own connection
+
+    with ThreadPoolExecutor(max_workers=threads) as pool:
+        return [status for result in pool.map(worker, chunks) for status in result]
+
+
+@pytest.fixture
+def token(transactional_db) -> str:
+    return Token.objects.create(user=StaffUserFactory()).key
+
+
+def post_contact(token: str, source_code: str, lead: dict) -> Callable[[], int]:
+    def task() -> int:
+        client = APIClient()
+        client.credentials(HTTP_AUTHORIZATION=f"Token {token}")
+        return client.post(
+            "/api/contacts/", {"source": source_code, "lead": lead}, format="json"
+        ).status_code
+
+    return task
+
+
+def close_contact(token: str, contact_id: int) -> Callable[[], int]:
+    def task() -> int:
+        client = APIClient()
+        client.credentials(HTTP_AUTHORIZATION=f"Token {token}")
+        return client.post(f"/api/contacts/{contact_id}/close/").status_code
+
+    return task
+
+
+def operators_over_limit() -> list[tuple[str, int, int]]:
+    return list(
+        Operator.objects.annotate(
+            open_count=Count("contacts", filter=Q(contacts__status=Contact.Status.OPEN))
+        )
+        .filter(open_count__gt=F("max_open_contacts"))
+        .values_list("name", "open_count", "max_open_contacts")
+    )
+
+
+def shared_operator_setup() -> list[Source]:
+    """Four sources over five operators that overlap in different orders and weights."""
+    operators = [OperatorFactory(max_open_contacts=limit) for limit in (3, 5, 2, 4, 6)]
+    layout = {
+        "bot-a": {0: 5, 1: 1, 2: 3},
+        "bot-b": {2: 1, 3: 2, 4: 1},
+        "bot-c": {4: 4, 0: 1, 3: 1},
+        "bot-d": {1: 2, 2: 2, 3: 2, 4: 2},
+    }
+    sources = []
+    for number, (code, weights) in enumerate(layout.items()):
+        strategy = Source.Strategy.ROUND_ROBIN if number % 2 else Source.Strategy.WEIGHTED_RANDOM
+        source = SourceFactory(code=code, strategy=strategy)
+        for index, weight in weights.items():
+            OperatorSourceWeightFactory(operator=operators[index], source=source, weight=weight)
+        sources.append(source)
+    return sources
+
+
+def test_concurrent_intake_never_puts_an_operator_over_its_limit(token):
+    sources = shared_operator_setup()
+    requests = 128
+    tasks = [
+        post_contact(token, sources[n % len(sources)].code, {"external_id": f"lead-{n}"})
+        for n in range(requests)
+    ]
+
+    statuses = run_at_once(tasks)
+
+    assert Counter(statuses) == {201: requests}
+    assert Contact.objects.count() == requests
+    assert operators_over_limit() == []
+    # Capacity is 20 in all; every operator serves some source, so all of it is used.
+    assert Contact.objects.filter(status=Contact.Status.OPEN).count() == 20
+    assert Contact.objects.filter(status=Contact.Status.WAITING).count() == requests - 20
+
+
+def test_racing_requests_for_one_new_lead_make_one_lead(token):
+    source = SourceFactory(code="bot-race")
+    OperatorSourceWeightFactory(source=source, operator=OperatorFactory(max_open_contacts=100))
+    spellings = ["+7 916 123-45-67", "8 (916) 123-45-67", "79161234567", "+79161234567"]
+    tasks = [
+        post_contact(token, "bot-race", {"phone": spellings[n % 4], "email": "Race@Example.com"})
+        for n in range(64)
+    ]
+
+    statuses = run_at_once(tasks)
+
+    assert Counter(statuses) == {201: 64}
+    assert list(Lead.objects.values_list("phone", "email")) == [
+        ("+79161234567", "race@example.com")
+    ]
+    assert Contact.objects.filter(lead__phone="+79161234567").count() == 64
+
+
+def test_sources_sharing_operators_never_deadlock_while_contacts_close(token):
+    sources = shared_operator_setup()
+    Operator.objects.update(max_open_contacts=3)
+    seeded = run_at_once(
+        [
+            post_contact(token, s.code, {"email": f"first{n}@example.com"})
+            for n, s in enumerate(sources * 8)
+        ]
+    )
+    open_ids = list(Contact.objects.filter(status=Contact.Status.OPEN).values_list("id", flat=True))
+    rng = random.Random(7)
+    tasks = [close_contact(token, contact_id) for contact_id in open_ids]
+    tasks += [
+        post_contact(token, rng.choice(sources).code, {"external_id": f"lead-{n % 40}"})
+        for n in range(160)
+    ]
+    rng.shuffle(tasks)
+
+    statuses = run_at_once(tasks)
+
+    assert set(seeded) == {201}
+    assert Counter(statuses) == {200: len(open_ids), 201: 160}
+    assert Contact.objects.count() == len(seeded) + 160
+    assert operators_over_limit() == []
+    # Every freed place went to the queue at once: nobody with room sits beside a waiting
+    # contact of a source they serve.
+    idle = Operator.objects.annotate(
+        open_count=Count("contacts", filter=Q(contacts__status=Contact.Status.OPEN))
+    ).filter(is_active=True, open_count__lt=F("max_open_contacts"))
+    assert not Contact.objects.filter(
+        status=Contact.Status.WAITING, source__weights__operator__in=idle
+    ).exists()
+
+
+def test_concurrent_round_robin_keeps_exact_shares(token):
+    source = SourceFactory(code="bot-rr", strategy=Source.Strategy.ROUND_ROBIN)
+    anna, boris = OperatorFactory(max_open_contacts=500), OperatorFactory(max_open_contacts=500)
+    OperatorSourceWeightFactory(source=source, operator=anna, weight=3)
+    OperatorSourceWeightFactory(source=source, operator=boris, weight=1)
+
+    statuses = run_at_once(
+        [post_contact(token, "bot-rr", {"external_id": f"rr-{n}"}) for n in range(96)]
+    )
+
+    assert Counter(statuses) == {201: 96}
+    counts = Counter(Contact.objects.values_list("operator_id", flat=True))
+    assert counts == {anna.pk: 72, boris.pk: 24}
+
+
+def test_concurrent_closes_of_one_contact_succeed_once(token):
+    source = SourceFactory(code="bot-close")
+    OperatorSourceWeightFactory(source=source, operator=OperatorFactory())
+    run_at_once([post_contact(token, "bot-close", {"external_id": "x"})], threads=1)
+    contact = Contact.objects.get()
+
+    statuses = run_at_once([close_contact(token, contact.pk) for _ in range(THREADS)])
+
+    assert Counter(statuses) == {200: 1, 409: THREADS - 1}
