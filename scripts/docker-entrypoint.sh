@@ -1,0 +1,22 @@
+#!/bin/sh
+# The container's entrypoint: apply migrations (waiting for the database to accept
+# connections), then replace this shell with gunicorn. Arguments, if any, run instead
+# of gunicorn after the migrations (e.g. `manage.py createsuperuser`).
+set -eu
+cd "$(dirname "$0")/.."
+PYTHON="${PYTHON:-python}"
+
+attempt=1
+until "$PYTHON" manage.py migrate --noinput; do
+  if [ "$attempt" -ge "${MIGRATE_ATTEMPTS:-30}" ]; then
+    echo "entrypoint: the database is still unreachable after $attempt attempts" >&2
+    exit 1
+  fi
+  attempt=$((attempt + 1))
+  sleep 2
+done
+
+if [ "$#" -gt 0 ]; then
+  exec "$@"
+fi
+exec "$PYTHON" -m gunicorn crm.wsgi:application --config gunicorn.conf.py
