@@ -1,5 +1,5 @@
 from django.db.models import Prefetch, QuerySet
-from drf_spectacular.utils import extend_schema, extend_schema_view
+from drf_spectacular.utils import OpenApiExample, extend_schema, extend_schema_view
 from rest_framework import mixins, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.permissions import BasePermission
@@ -61,6 +61,17 @@ class ContactViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.
     @extend_schema(
         request=ContactCreateSerializer,
         responses={201: ContactSerializer, 429: THROTTLED},
+        examples=[
+            OpenApiExample(
+                "From a bot",
+                request_only=True,
+                value={
+                    "source": "telegram",
+                    "lead": {"external_id": "tg-1001", "phone": "+79161234567", "name": "Anna"},
+                    "payload": {"text": "Hello, how much is delivery?"},
+                },
+            )
+        ],
     )
     def create(self, request: Request) -> Response:
         serializer = ContactCreateSerializer(

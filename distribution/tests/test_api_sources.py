@@ -1,0 +1,220 @@
+import pytest
+from rest_framework.test import APIClient
+
+from distribution.models import OperatorSourceWeight, Source
+from leads.models import Contact
+from tests.factories import (
+    ContactFactory,
+    OperatorFactory,
+    OperatorSourceWeightFactory,
+    SourceFactory,
+)
+
+pytestmark = pytest.mark.django_db
+
+
+def weights_of(source: Source) -> dict[int, int]:
+    return dict(
+        OperatorSourceWeight.objects.filter(source=source).values_list("operator_id", "weight")
+    )
+
+
+def test_source_list_shows_weights_in_fixed_queries(api, django_assert_max_num_queries):
+    for _ in range(12):
+        source = SourceFactory()
+        OperatorSourceWeightFactory.create_batch(3, source=source, weight=4)
+
+    with django_assert_max_num_queries(4):
+        response = api.get("/api/sources/")
+
+    assert response.status_code == 200
+    assert response.data["count"] == 12
+    operators = response.data["results"][0]["operators"]
+    assert [row["weight"] for row in operators] == [4, 4, 4]
+    assert set(operators[0]) == {"operator", "name", "weight"}
+
+
+def test_create_source_stores_it(api):
+    response = api.post(
+        "/api/sources/",
+        {"code": "telegram-bot", "name": "Telegram", "strategy": "round_robin"},
+    )
+
+    assert response.status_code == 201
+    source = Source.objects.get(pk=response.data["id"])
+    assert (source.code, source.strategy, source.is_active) == (
+        "telegram-bot",
+        Source.Strategy.ROUND_ROBIN,
+        True,
+    )
+    assert response.data["operators"] == []
+
+
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        ({"name": "No code"}, "code"),
+        ({"code": "has spaces", "name": "x"}, "code"),
+        ({"code": "taken", "name": "x"}, "code"),
+        ({"code": "ok", "name": "x", "strategy": "lottery"}, "strategy"),
+        ({"code": "ok"}, "name"),
+    ],
+)
+def test_create_source_rejects_bad_fields(api, body, field):
+    SourceFactory(code="taken")
+
+    response = api.post("/api/sources/", body)
+
+    assert response.status_code == 400
+    assert field in response.data
+    assert Source.objects.count() == 1
+
+
+def test_update_source_changes_what_is_sent(api):
+    source = SourceFactory(code="site", strategy=Source.Strategy.WEIGHTED_RANDOM)
+
+    response = api.patch(f"/api/sources/{source.pk}/", {"strategy": "round_robin"})
+
+    assert response.status_code == 200
+    source.refresh_from_db()
+    assert (source.code, source.strategy) == ("site", Source.Strategy.ROUND_ROBIN)
+
+
+def test_delete_source_without_contacts(api):
+    source = SourceFactory()
+    OperatorSourceWeightFactory(source=source)
+
+    response = api.delete(f"/api/sources/{source.pk}/")
+
+    assert response.status_code == 204
+    assert not Source.objects.filter(pk=source.pk).exists()
+
+
+def test_deleting_a_source_with_contacts_is_a_conflict(api):
+    contact = ContactFactory()
+
+    response = api.delete(f"/api/sources/{contact.source_id}/")
+
+    assert response.status_code == 409
+    assert "deactivate it" in response.data["detail"]
+    assert Source.objects.filter(pk=contact.source_id).exists()
+
+
+def test_get_weights_lists_the_sources_operators(api):
+    source = SourceFactory()
+    weight = OperatorSourceWeightFactory(source=source, weight=7, operator__name="Ivan")
+
+    response = api.get(f"/api/sources/{source.pk}/operators/")
+
+    assert response.status_code == 200
+    assert response.data == [{"operator": weight.operator_id, "name": "Ivan", "weight": 7}]
+
+
+def test_put_weights_replaces_the_whole_list(api):
+    source = SourceFactory()
+    kept, _dropped = OperatorSourceWeightFactory.create_batch(2, source=source, weight=1)
+    added = OperatorFactory()
+
+    response = api.put(
+        f"/api/sources/{source.pk}/operators/",
+        [{"operator": kept.operator_id, "weight": 3}, {"operator": added.pk, "weight": 2}],
+    )
+
+    assert response.status_code == 200
+    assert {row["operator"]: row["weight"] for row in response.data} == {
+        kept.operator_id: 3,
+        added.pk: 2,
+    }
+    assert weights_of(source) == {kept.operator_id: 3, added.pk: 2}
+
+
+def test_put_weights_gives_an_added_operator_the_waiting_contacts(api):
+    source = SourceFactory()
+    waiting = ContactFactory(source=source)
+    operator = OperatorFactory()
+
+    response = api.put(
+        f"/api/sources/{source.pk}/operators/", [{"operator": operator.pk, "weight": 1}]
+    )
+
+    assert response.status_code == 200
+    waiting.refresh_from_db()
+    assert (waiting.status, waiting.operator_id) == (Contact.Status.OPEN, operator.pk)
+
+
+def test_put_an_empty_weight_list_takes_every_operator_off(api):
+    source = SourceFactory()
+    OperatorSourceWeightFactory(source=source)
+
+    response = api.put(f"/api/sources/{source.pk}/operators/", [])
+
+    assert response.status_code == 200
+    assert weights_of(source) == {}
+
+
+GREATER_THAN_0 = ["Ensure this value is greater than or equal to 1."]
+
+
+@pytest.mark.parametrize(
+    ("make_body", "make_errors"),
+    [
+        (
+            lambda a, b: [{"operator": a, "weight": 1}, {"operator": a, "weight": 2}],
+            lambda a, b: {"1": {"operator": [f"Operator {a} is listed twice."]}},
+        ),
+        (
+            lambda a, b: [{"operator": a, "weight": 1}, {"operator": 999999, "weight": 1}],
+            lambda a, b: {"1": {"operator": ["No operator has the id 999999."]}},
+        ),
+        (
+            lambda a, b: [{"operator": a, "weight": 1}, {"operator": b, "weight": 0}],
+            lambda a, b: {"1": {"weight": GREATER_THAN_0}},
+        ),
+        (
+            lambda a, b: [{"operator": a, "weight": -3}],
+            lambda a, b: {"0": {"weight": GREATER_THAN_0}},
+        ),
+        (
+            lambda a, b: [{"operator": a}],
+            lambda a, b: {"0": {"weight": ["This field is required."]}},
+        ),
+        (
+            lambda a, b: {"operator": a, "weight": 1},
+            lambda a, b: {"non_field_errors": ['Expected a list of items but got type "dict".']},
+        ),
+    ],
+)
+def test_bad_weight_lists_are_400_and_change_nothing(api, make_body, make_errors):
+    source = SourceFactory()
+    a, b = OperatorFactory(), OperatorFactory()
+    OperatorSourceWeightFactory(source=source, operator=a, weight=5)
+
+    response = api.put(f"/api/sources/{source.pk}/operators/", make_body(a.pk, b.pk))
+
+    assert response.status_code == 400
+    assert response.json() == make_errors(a.pk, b.pk)
+    assert weights_of(source) == {a.pk: 5}
+
+
+def test_a_bot_cannot_touch_sources_or_weights(bot_client):
+    source = SourceFactory()
+    operator = OperatorFactory()
+    bot = bot_client(source)
+
+    assert bot.get("/api/sources/").status_code == 403
+    assert bot.get(f"/api/sources/{source.pk}/").status_code == 403
+    assert bot.patch(f"/api/sources/{source.pk}/", {"is_active": False}).status_code == 403
+    response = bot.put(
+        f"/api/sources/{source.pk}/operators/", [{"operator": operator.pk, "weight": 1}]
+    )
+    assert response.status_code == 403
+    source.refresh_from_db()
+    assert source.is_active
+    assert weights_of(source) == {}
+
+
+def test_anonymous_cannot_read_sources(db):
+    source = SourceFactory()
+
+    assert APIClient().get("/api/sources/").status_code == 401
+    assert APIClient().get(f"/api/sources/{source.pk}/operators/").status_code == 401
