@@ -28,7 +28,13 @@ class Command(BaseCommand):
         )
         parser.add_argument("--days", type=int, default=30)
         parser.add_argument("--seed", type=int, default=None, help="Seed for repeatable data.")
-        parser.add_argument("--batch-size", type=int, default=5000)
+        parser.add_argument("--batch-size", type=int, default=20_000)
+        parser.add_argument(
+            "--writers",
+            type=int,
+            default=2,
+            help="Threads writing batches, each with its own connection (PostgreSQL only).",
+        )
         parser.add_argument(
             "--reset",
             action="store_true",
@@ -37,8 +43,10 @@ class Command(BaseCommand):
 
     def handle(self, *args: object, **options: object) -> None:
         counts = ("operators", "sources", "weights_per_source", "leads", "contacts", "days")
-        if any(options[name] < 0 for name in counts) or options["batch_size"] < 1:
-            raise CommandError("Counts must be zero or more, and --batch-size at least one.")
+        if any(options[name] < 0 for name in counts):
+            raise CommandError("Counts must be zero or more.")
+        if options["batch_size"] < 1 or options["writers"] < 1:
+            raise CommandError("--batch-size and --writers must be at least one.")
         if options["reset"]:
             reset_data()
             self.stdout.write("Deleted every contact, lead, weight, source and operator.")
@@ -51,6 +59,7 @@ class Command(BaseCommand):
             days=options["days"],
             seed=options["seed"],
             batch_size=options["batch_size"],
+            writers=options["writers"],
         )
         try:
             result = seed_data(plan=plan, progress=self._progress)
