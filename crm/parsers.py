@@ -1,5 +1,6 @@
 """The API's one parser. Kept apart from crm.api: DRF imports it while loading its views."""
 
+import math
 from typing import Any
 
 from rest_framework import parsers
@@ -11,8 +12,9 @@ MAX_JSON_DEPTH = 32
 
 class JSONParser(parsers.JSONParser):
     """DRF's JSON parser, refusing up front the bodies that would only fail later, as a
-    500: nesting the encoder cannot recurse through, and lone surrogates (not UTF-8, so
-    no database driver takes them)."""
+    500: nesting the encoder cannot recurse through, lone surrogates (not UTF-8, so no
+    database driver takes them) and numbers like 1e400 (read as infinity, which is not
+    JSON, so no database stores it)."""
 
     def parse(self, stream: Any, media_type: Any = None, parser_context: Any = None) -> Any:
         try:
@@ -38,6 +40,8 @@ def _json_problem(data: Any) -> str | None:
             stack.extend((item, depth + 1) for item in value)
         elif isinstance(value, str) and not _is_unicode(value):
             return "a string is not valid Unicode (a lone surrogate)"
+        elif isinstance(value, float) and not math.isfinite(value):
+            return "a number is out of range"
     return None
 
 

@@ -1,6 +1,8 @@
 import contextlib
+from datetime import UTC
 
 import django_filters
+from django import forms
 from django.db.models import Q, QuerySet
 
 from leads.identity import normalise_phone
@@ -30,6 +32,20 @@ class LeadFilter(django_filters.FilterSet):
         return leads.filter(query)
 
 
+class ContactFilterForm(forms.Form):
+    def clean_created(self) -> slice | None:
+        """Refuse ends that exist only in their own offset (9999-12-31T23:59-05:00): the
+        database gets them in UTC, where they would overflow."""
+        period = self.cleaned_data["created"]
+        for end in (period.start, period.stop) if period else ():
+            try:
+                if end is not None:
+                    end.astimezone(UTC)
+            except OverflowError:
+                raise forms.ValidationError("Date and time out of range.") from None
+        return period
+
+
 class ContactFilter(django_filters.FilterSet):
     status = django_filters.ChoiceFilter(choices=Contact.Status.choices)
     created = django_filters.IsoDateTimeFromToRangeFilter(
@@ -40,3 +56,4 @@ class ContactFilter(django_filters.FilterSet):
     class Meta:
         model = Contact
         fields = ["status", "source", "operator", "lead", "created"]
+        form = ContactFilterForm

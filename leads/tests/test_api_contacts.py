@@ -93,6 +93,9 @@ def test_contact_list_filters(api, assorted_contacts, make_params, expected):
         ({"operator": 999999}, "operator"),
         ({"lead": -1}, "lead"),
         ({"created_after": "last week"}, "created"),
+        # Valid where written, out of range once the database gets them in UTC.
+        ({"created_after": "9999-12-31T23:59:59-14:00"}, "created"),
+        ({"created_before": "0001-01-01T00:00:00+05:00"}, "created"),
     ],
 )
 def test_bad_contact_filters_are_400(api, params, field):
@@ -248,6 +251,7 @@ def test_payloads_a_database_cannot_store_are_400(api, payload):
         b'{"source": "s", "lead": {"name": "\\ud800"}}',
         b'{"source": "s", "payload": ' + b'{"a": ' * 40 + b"1" + b"}" * 40 + b"}",
         b"[" * 50_000 + b"]" * 50_000,
+        b'{"source": "s", "lead": {"phone": "+79161234567"}, "payload": {"x": 1e400}}',
         b'{"source": ',
     ],
 )
