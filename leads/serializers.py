@@ -36,11 +36,21 @@ class LeadIdentitySerializer(serializers.Serializer):
             raise serializers.ValidationError(exc.errors) from None
 
 
+class SourceCodeField(serializers.SlugRelatedField):
+    """A source by its code. Text no code can be is refused before the lookup, where
+    PostgreSQL would answer a NUL character with an error rather than a miss."""
+
+    def to_internal_value(self, data: object) -> Source:
+        if not isinstance(data, str) or "\x00" in data:
+            self.fail("invalid")
+        return super().to_internal_value(data)
+
+
 class ContactCreateSerializer(serializers.Serializer):
     """The intake. A bot may leave out `source`: its key's source is used (context
     `bot_source`); naming another one is refused before this runs."""
 
-    source = serializers.SlugRelatedField(
+    source = SourceCodeField(
         slug_field="code",
         queryset=Source.objects.all(),
         required=False,

@@ -226,6 +226,17 @@ def test_staff_must_name_the_source(api):
     assert not Contact.objects.exists()
 
 
+@pytest.mark.parametrize("source", ["telegram\u0000", 5, ["telegram"]])
+def test_a_source_no_code_can_be_is_400(api, source):
+    SourceFactory(code="telegram")
+
+    response = api.post("/api/contacts/", {**CONTACT, "source": source})
+
+    assert response.status_code == 400
+    assert response.data == {"source": ["Invalid value."]}
+    assert not Contact.objects.exists()
+
+
 @pytest.mark.parametrize(
     "payload",
     [
