@@ -25,8 +25,10 @@ from crm.errors import Conflict
 from distribution.forms import PRESET_DAYS, ReportPeriodForm
 from distribution.models import Operator, OperatorSourceWeight, Source
 from distribution.preview import (
+    Staffing,
     preview_next_contacts,
     source_warnings,
+    staffing,
     weights_with_load,
 )
 from distribution.reports import OperatorShare, SourceReport, distribution_report
@@ -321,7 +323,9 @@ class SourceAdmin(admin.ModelAdmin):
 
     @admin.display(description="Warnings")
     def health(self, source: Source) -> SafeString:
-        warnings = source_warnings(source=source, weights=list(source.weights.all()))
+        warnings = source_warnings(
+            is_active=source.is_active, operators=staffing(source.weights.all())
+        )
         return format_html_join(
             "", '<span class="warning-text">{}</span>', ((w,) for w in warnings)
         )
@@ -386,8 +390,9 @@ class SourceAdmin(admin.ModelAdmin):
         source = self.get_object(request, object_id)
         context = dict(extra_context or {})
         if source is not None:
-            weights = weights_with_load(source)
-            context["source_warnings"] = source_warnings(source=source, weights=weights)
+            context["source_warnings"] = source_warnings(
+                is_active=source.is_active, operators=staffing(weights_with_load(source))
+            )
             context["preview"] = preview_next_contacts(source=source)
         return super().change_view(request, object_id, form_url, context)
 
@@ -416,7 +421,6 @@ class SourceAdmin(admin.ModelAdmin):
             "presets": PRESET_DAYS.items(),
             "cards": [source_card(source) for source in report],
             "summary": report_summary(report),
-            "media": self.media,
         }
         return TemplateResponse(request, "admin/distribution/report.html", context)
 
@@ -484,14 +488,12 @@ def _share_note(row: OperatorShare) -> str:
 
 
 def _card_warnings(report: SourceReport) -> list[str]:
-    active = [row for row in report.operators if row.weight and row.is_active]
-    if not report.is_active:
-        return ["Inactive: contacts sent to this source are refused."]
-    if not active:
-        return ["No active operator: every new contact waits."]
-    if all(row.open_contacts >= row.max_open_contacts for row in active):
-        return ["Every active operator is at the limit: new contacts wait."]
-    return []
+    operators = [
+        Staffing(is_active=row.is_active, load=row.open_contacts, limit=row.max_open_contacts)
+        for row in report.operators
+        if row.weight  # still configured on the source, not only in its history
+    ]
+    return source_warnings(is_active=report.is_active, operators=operators)
 
 
 def report_summary(report: Sequence[SourceReport]) -> dict[str, int]:

@@ -45,21 +45,40 @@ def weights_with_load(source: Source) -> list[OperatorSourceWeight]:
     )
 
 
-def source_warnings(*, source: Source, weights: Sequence[OperatorSourceWeight]) -> list[str]:
-    """What staff should fix on a source; `weights` carry their operator and `load`."""
+@dataclass(frozen=True)
+class Staffing:
+    """One operator configured on a source, as the warnings need it."""
+
+    is_active: bool
+    load: int
+    limit: int
+
+
+def source_warnings(*, is_active: bool, operators: Sequence[Staffing]) -> list[str]:
+    """What staff should fix on a source, given the operators configured on it."""
     warnings = []
-    if not source.is_active:
+    if not is_active:
         warnings.append("The source is inactive: contacts sent to it are refused.")
-    active = [row for row in weights if row.operator.is_active]
-    if not weights:
+    active = [operator for operator in operators if operator.is_active]
+    if not operators:
         warnings.append("No operator serves this source: every new contact will wait.")
     elif not active:
         warnings.append("No active operator on this source: every new contact will wait.")
-    elif all(row.load >= row.operator.max_open_contacts for row in active):
+    elif all(operator.load >= operator.limit for operator in active):
         warnings.append(
             "Every active operator on this source is at the limit: new contacts will wait."
         )
     return warnings
+
+
+def staffing(weights: Sequence[OperatorSourceWeight]) -> list[Staffing]:
+    """Staffing of weights read with `weights_with_load` (or a prefetch annotating `load`)."""
+    return [
+        Staffing(
+            is_active=row.operator.is_active, load=row.load, limit=row.operator.max_open_contacts
+        )
+        for row in weights
+    ]
 
 
 def preview_next_contacts(

@@ -6,6 +6,8 @@ contact changes only through the close and reassign actions, which call the flow
 """
 
 from collections.abc import Callable
+from functools import reduce
+from operator import or_
 
 from django import forms
 from django.contrib import admin, messages
@@ -20,7 +22,7 @@ from django.utils.timesince import timesince
 
 from crm.errors import Conflict
 from distribution.models import Operator
-from leads.identity import normalise_email, normalise_external_id, normalise_phone
+from leads.identity import NORMALISERS, normalise_email, normalise_external_id, normalise_phone
 from leads.models import Contact, Lead
 from leads.services import close_contact, reassign_contact
 
@@ -39,17 +41,15 @@ def identifier_lookup(term: str, prefix: str = "") -> Q | None:
     """Exact matches on the normalised identifiers `term` could be (the unique indexes).
 
     "8 (916) 123-45-67" finds +79161234567 and "Ann@Example.com" finds ann@example.com.
+    None when `term` is no identifier at all.
     """
-    term = term.strip()
-    if not term:
-        return None
-    query = Q(**{f"{prefix}external_id": normalise_external_id(term)})
-    for field, normalise in (("phone", normalise_phone), ("email", normalise_email)):
+    matches = []
+    for field, normalise in NORMALISERS.items():
         try:
-            query |= Q(**{f"{prefix}{field}": normalise(term)})
+            matches.append(Q(**{f"{prefix}{field}": normalise(term)}))
         except ValueError:
             continue
-    return query
+    return reduce(or_, matches) if matches else None
 
 
 class LeadForm(forms.ModelForm):
@@ -134,7 +134,7 @@ class LeadAdmin(admin.ModelAdmin):
     ) -> tuple[QuerySet, bool]:
         """Parts of any identifier or the name, or an identifier as a bot would send it."""
         results, may_have_duplicates = super().get_search_results(request, queryset, search_term)
-        if exact := identifier_lookup(search_term):
+        if search_term.strip() and (exact := identifier_lookup(search_term.strip())):
             results |= queryset.filter(exact)
         return results, may_have_duplicates
 
@@ -209,12 +209,15 @@ class ContactAdmin(admin.ModelAdmin):
         Exact matches only: they use the leads' unique indexes, where a partial match
         would scan every contact.
         """
-        exact = identifier_lookup(search_term, prefix="lead__")
-        if exact is None:
+        term = search_term.strip()
+        if not term:
             return queryset, False
-        if search_term.strip().isdigit():
-            exact |= Q(pk=int(search_term))
-        return queryset.filter(exact), False
+        matches = [query for query in [identifier_lookup(term, prefix="lead__")] if query]
+        if term.isdigit():
+            matches.append(Q(pk=int(term)))
+        if not matches:
+            return queryset.none(), False
+        return queryset.filter(reduce(or_, matches)), False
 
     @admin.display(description="Status", ordering="status")
     def status_badge(self, contact: Contact) -> SafeString:

@@ -322,3 +322,13 @@ def test_reassign_to_an_inactive_operator_says_why(admin_client):
 
     assert messages_of(response) == [f"Not reassigned: Contact {contact.pk}: Oleg is inactive."]
     assert Contact.objects.get(pk=contact.pk).operator_id == contact.operator_id
+
+
+@pytest.mark.parametrize("term", ["9" * 30, "x" * 300, "nobody"])
+def test_contact_search_for_no_identifier_finds_nothing(admin_client, term):
+    ContactFactory()
+
+    response = admin_client.get(CONTACTS, {"q": term})
+
+    assert response.status_code == 200
+    assert shown(response) == set()
