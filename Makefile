@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 
-.PHONY: run test install lint
+.PHONY: run test install lint bench
 
 $(VENV)/installed: requirements.txt requirements-dev.txt
 	$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "Python 3.11+ is needed"'
@@ -24,3 +24,7 @@ test: install
 
 lint: install
 	$(VENV)/bin/ruff check . && $(VENV)/bin/ruff format --check .
+
+# The intake under load on the local PostgreSQL (about ten minutes): see README, Benchmark.
+bench: install
+	$(PY) -m bench.run $(BENCH_ARGS)
