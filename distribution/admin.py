@@ -117,7 +117,7 @@ class OperatorWeightInline(admin.TabularInline):
 
 @admin.register(Operator)
 class OperatorAdmin(admin.ModelAdmin):
-    list_display = ("name", "is_active", "load", "sources_and_weights", "created_at")
+    list_display = ("name", "is_active", "load", "sources_and_weights")
     list_display_links = ("name",)
     list_filter = ("is_active", AtLimitFilter, ("weights__source", admin.RelatedFieldListFilter))
     search_fields = ("name",)
@@ -470,7 +470,8 @@ def _share_row(row: OperatorShare, scale: int) -> ShareRow:
         actual_width=round(100 * 100 * (actual or 0.0) / scale, 1),
         target_text=f"{100 * row.target_share:.1f}%",
         actual_text="—" if actual is None else f"{100 * actual:.1f}%",
-        gap_text="—" if gap is None else f"{gap:+.1f}",
+        # Rounded before formatting, so a tiny negative gap shows as +0.0, not -0.0.
+        gap_text="—" if gap is None else f"{round(gap, 1) + 0.0:+.1f}",
         gap_off=gap is not None and abs(gap) > GAP_ALERT,
         load=load_bar(row.open_contacts, row.max_open_contacts),
         note=_share_note(row),
