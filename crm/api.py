@@ -6,11 +6,13 @@ Every other error: `{"detail": "message"}` with its status; 409 for state confli
 
 from typing import Any
 
+from django.core.exceptions import ObjectDoesNotExist
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.views.defaults import page_not_found
 from drf_spectacular import openapi
 from drf_spectacular.utils import OpenApiResponse
 from rest_framework import serializers, status
+from rest_framework.exceptions import NotFound
 from rest_framework.permissions import AllowAny
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
@@ -21,6 +23,9 @@ from crm.errors import Conflict
 def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | None:
     if isinstance(exc, Conflict):
         return Response({"detail": str(exc)}, status=status.HTTP_409_CONFLICT)
+    if isinstance(exc, ObjectDoesNotExist):
+        # A row deleted by someone else between the view's lookup and the service's lock.
+        exc = NotFound()
     response = drf_exception_handler(exc, context)
     if response is not None and isinstance(response.data, list):
         response.data = _as_field_errors(response.data)
