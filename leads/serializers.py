@@ -38,11 +38,16 @@ class LeadIdentitySerializer(serializers.Serializer):
 
 class SourceCodeField(serializers.SlugRelatedField):
     """A source by its code. Text no code can be is refused before the lookup, where
-    PostgreSQL would answer a NUL character with an error rather than a miss."""
+    PostgreSQL would answer a NUL character with an error rather than a miss. A bot
+    naming its own source (context `bot_source`) gets the row its key came with,
+    without another query."""
 
     def to_internal_value(self, data: object) -> Source:
         if not isinstance(data, str) or "\x00" in data:
             self.fail("invalid")
+        bot_source = self.context.get("bot_source")
+        if bot_source is not None and data == bot_source.code:
+            return bot_source
         return super().to_internal_value(data)
 
 
