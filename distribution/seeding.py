@@ -197,8 +197,8 @@ def bulk_insert(model: type[Model], fields: Sequence[str], rows: Sequence[tuple]
 class BatchWriter:
     """Writes batches of rows, one transaction each, from `writers` threads.
 
-    With one writer (and always off PostgreSQL) a batch is written at once, in the
-    caller's connection and transaction. With more, each thread has its own
+    With one writer (always off PostgreSQL or inside the caller's transaction) a batch
+    is written at once, in the caller's connection. With more, each thread has its own
     connection, so the server checks one batch's foreign keys at commit while the
     next batch streams in and the caller generates a third; at most `writers`
     batches wait, so memory stays bounded. Progress is reported as batches commit.
@@ -214,7 +214,10 @@ class BatchWriter:
         progress: Progress,
     ) -> None:
         self.model, self.fields, self.total, self.progress = model, fields, total, progress
-        self.writers = writers if connection.vendor == "postgresql" else 1
+        # Other threads cannot see rows the caller has not committed yet (its leads,
+        # operators); SQLite takes one writer at a time anyway.
+        parallel = connection.vendor == "postgresql" and not connection.in_atomic_block
+        self.writers = writers if parallel else 1
         self.pool = ThreadPoolExecutor(self.writers) if self.writers > 1 else None
         self.pending: deque[Future[int]] = deque()
         self.done = 0

@@ -26,7 +26,7 @@ def run(command: str, *args: str) -> str:
 
 
 def seed(*args: str) -> str:
-    return run("seed", "--writers", "1", *args)
+    return run("seed", *args)
 
 
 def assert_history_keeps_the_engine_rules() -> None:
