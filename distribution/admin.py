@@ -54,7 +54,7 @@ GAP_ALERT = 5
 
 
 def load_bar(load: int, limit: int) -> SafeString:
-    """ "open / limit" with a small bar: green with room, amber near the limit, red at it."""
+    """Load as "open / limit" and a small bar: green with room, amber near the limit, red at it."""
     filled = 100 if load >= limit else round(100 * load / limit)
     level = "full" if load >= limit else "high" if filled >= 80 else "ok"
     return format_html(
@@ -353,7 +353,7 @@ class SourceAdmin(admin.ModelAdmin):
         set_source_weights(source=formset.instance, weights=weights)
 
     def get_actions(self, request: HttpRequest) -> dict:
-        # A source with contacts cannot go; delete_view says why, one at a time.
+        # Only a source without contacts may go (see has_delete_permission), one at a time.
         actions = super().get_actions(request)
         actions.pop("delete_selected", None)
         return actions

@@ -5,7 +5,6 @@ contact changes only through the close and reassign actions, which call the flow
 `leads.services` and report what they refused.
 """
 
-from collections.abc import Callable
 from functools import reduce
 from operator import or_
 
@@ -22,7 +21,7 @@ from django.utils.timesince import timesince
 
 from crm.errors import Conflict
 from distribution.models import Operator
-from leads.identity import NORMALISERS, normalise_email, normalise_external_id, normalise_phone
+from leads.identity import NORMALISERS
 from leads.models import Contact, Lead
 from leads.services import close_contact, reassign_contact
 
@@ -60,20 +59,20 @@ class LeadForm(forms.ModelForm):
         fields = ("name", "external_id", "phone", "email")
 
     def clean_external_id(self) -> str | None:
-        return self._normalised("external_id", normalise_external_id)
+        return self._normalised("external_id")
 
     def clean_phone(self) -> str | None:
-        return self._normalised("phone", normalise_phone)
+        return self._normalised("phone")
 
     def clean_email(self) -> str | None:
-        return self._normalised("email", normalise_email)
+        return self._normalised("email")
 
-    def _normalised(self, field: str, normalise: Callable[[str], str]) -> str | None:
+    def _normalised(self, field: str) -> str | None:
         value = self.cleaned_data.get(field)
         if not value:
             return None
         try:
-            return normalise(value)
+            return NORMALISERS[field](value)
         except ValueError as exc:
             raise ValidationError(str(exc)) from None
 
