@@ -2,7 +2,7 @@
 
 from typing import Any
 
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connection, transaction
 from django.db.models import Q
 from django.utils import timezone
 
@@ -16,9 +16,16 @@ from distribution.services import (
 from leads.identity import IDENTIFIER_FIELDS, LeadIdentity
 from leads.models import Contact, Lead
 
-# A racing insert of the same new lead fails on a unique index; the retry then finds
+# A racing request can take a new lead's identifiers first; matching again then finds
 # the winner's row. Three tries cover a lead whose identifiers race with several others.
 LEAD_MATCH_ATTEMPTS = 3
+# ON CONFLICT DO NOTHING: when a racing request inserted one of the identifiers first,
+# nothing is written and nothing fails, so the intake's transaction needs no savepoint
+# (two round trips) to recover from an IntegrityError. PostgreSQL and SQLite 3.35+.
+INSERT_LEAD = (
+    f"INSERT INTO {Lead._meta.db_table} (external_id, phone, email, name, created_at)"
+    " VALUES (%s, %s, %s, %s, %s) ON CONFLICT DO NOTHING RETURNING id"
+)
 
 
 @transaction.atomic
@@ -53,24 +60,39 @@ def find_or_create_lead(*, identity: LeadIdentity) -> tuple[Lead, list[dict[str,
     Identifiers the found lead lacks are added to it, unless another lead owns them:
     those, and values that differ from the lead's own, are reported, never moved.
     """
-    for attempt in range(LEAD_MATCH_ATTEMPTS):
-        try:
-            with transaction.atomic():
-                return _match_or_create_lead(identity)
-        except IntegrityError:
-            if attempt == LEAD_MATCH_ATTEMPTS - 1:
-                raise
-    raise AssertionError("unreachable")
+    for _ in range(LEAD_MATCH_ATTEMPTS):
+        found = _match_or_create_lead(identity)
+        if found is not None:
+            return found
+    raise IntegrityError("A lead's identifiers kept being taken by racing requests.")
 
 
-def _match_or_create_lead(identity: LeadIdentity) -> tuple[Lead, list[dict[str, Any]]]:
-    given = identity.identifiers()
+def _match_or_create_lead(identity: LeadIdentity) -> tuple[Lead, list[dict[str, Any]]] | None:
+    """The lead and its conflicts; None when a racing request took an identifier first."""
     query = Q()
-    for identifier, value in given.items():
+    for identifier, value in identity.identifiers().items():
         query |= Q(**{identifier: value})
     matches = list(Lead.objects.filter(query))
     if not matches:
-        return Lead.objects.create(name=identity.name, **given), []
+        lead = _insert_lead(identity)
+        return None if lead is None else (lead, [])
+    lead, conflicts, changed = _merge_identity(identity, matches)
+    if changed:
+        try:
+            # The one write here that can fail on a unique index (an identifier added
+            # by a racing request meanwhile): the savepoint keeps the transaction usable.
+            with transaction.atomic():
+                lead.save(update_fields=changed)
+        except IntegrityError:
+            return None
+    return lead, conflicts
+
+
+def _merge_identity(
+    identity: LeadIdentity, matches: list[Lead]
+) -> tuple[Lead, list[dict[str, Any]], list[str]]:
+    """The lead matched first, its conflicts, and the fields set on it (not yet saved)."""
+    given = identity.identifiers()
     owner = {
         identifier: next((lead for lead in matches if getattr(lead, identifier) == value), None)
         for identifier, value in given.items()
@@ -98,9 +120,20 @@ def _match_or_create_lead(identity: LeadIdentity) -> tuple[Lead, list[dict[str, 
     if identity.name and not lead.name:
         lead.name = identity.name
         changed.append("name")
-    if changed:
-        lead.save(update_fields=changed)
-    return lead, conflicts
+    return lead, conflicts, changed
+
+
+def _insert_lead(identity: LeadIdentity) -> Lead | None:
+    """A new lead with these identifiers; None if a racing request inserted one first."""
+    values = [identity.external_id, identity.phone, identity.email, identity.name]
+    created_at = timezone.now()
+    with connection.cursor() as cursor:
+        cursor.execute(INSERT_LEAD, [*values, connection.ops.adapt_datetimefield_value(created_at)])
+        row = cursor.fetchone()
+    if row is None:
+        return None
+    fields = ["id", "external_id", "phone", "email", "name", "created_at"]
+    return Lead.from_db(connection.alias, fields, [row[0], *values, created_at])
 
 
 def close_contact(*, contact: Contact) -> Contact:
