@@ -36,18 +36,24 @@ def status_badge(contact: Contact) -> SafeString:
     )
 
 
-def identifier_lookup(term: str, prefix: str = "") -> Q | None:
-    """Exact matches on the normalised identifiers `term` could be (the unique indexes).
+def identifier_values(term: str) -> dict[str, str]:
+    """What `term` is as each lead identifier, normalised as intake does, where it can be.
 
-    "8 (916) 123-45-67" finds +79161234567 and "Ann@Example.com" finds ann@example.com.
-    None when `term` is no identifier at all.
+    "8 (916) 123-45-67" is the phone +79161234567, "Ann@Example.com" the email
+    ann@example.com; any short enough text can be an external id.
     """
-    matches = []
+    values = {}
     for field, normalise in NORMALISERS.items():
         try:
-            matches.append(Q(**{f"{prefix}{field}": normalise(term)}))
+            values[field] = normalise(term)
         except ValueError:
             continue
+    return values
+
+
+def identifier_lookup(values: dict[str, str]) -> Q | None:
+    """Exact matches on those identifiers (the unique indexes); None when there are none."""
+    matches = [Q(**{field: value}) for field, value in values.items()]
     return reduce(or_, matches) if matches else None
 
 
@@ -131,9 +137,14 @@ class LeadAdmin(admin.ModelAdmin):
     def get_search_results(
         self, request: HttpRequest, queryset: QuerySet, search_term: str
     ) -> tuple[QuerySet, bool]:
-        """Parts of any identifier or the name, or an identifier as a bot would send it."""
+        """A whole phone or email, typed any way a bot would send it, finds its lead
+        exactly; anything else finds the leads whose identifiers or name contain it."""
+        term = search_term.strip()
+        values = identifier_values(term) if term else {}
+        if values.keys() & {"phone", "email"}:
+            return queryset.filter(identifier_lookup(values)), False
         results, may_have_duplicates = super().get_search_results(request, queryset, search_term)
-        if search_term.strip() and (exact := identifier_lookup(search_term.strip())):
+        if exact := identifier_lookup(values):
             results |= queryset.filter(exact)
         return results, may_have_duplicates
 
@@ -211,7 +222,8 @@ class ContactAdmin(admin.ModelAdmin):
         term = search_term.strip()
         if not term:
             return queryset, False
-        matches = [query for query in [identifier_lookup(term, prefix="lead__")] if query]
+        values = identifier_values(term)
+        matches = [Q(**{f"lead__{field}": value}) for field, value in values.items()]
         if term.isdigit():
             matches.append(Q(pk=int(term)))
         if not matches:

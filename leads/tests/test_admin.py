@@ -332,3 +332,12 @@ def test_contact_search_for_no_identifier_finds_nothing(admin_client, term):
 
     assert response.status_code == 200
     assert shown(response) == set()
+
+
+def test_lead_search_for_a_whole_phone_finds_only_that_lead(admin_client):
+    lead = LeadFactory(phone="+79160000001")
+    LeadFactory(external_id="8-916-000", phone="+79160000100", name="00 01")
+
+    response = admin_client.get(LEADS, {"q": "8 916 000 00 01"})
+
+    assert shown(response) == {lead.pk}
