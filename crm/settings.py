@@ -7,6 +7,7 @@ through psycopg 3 with persistent connections.
 
 import os
 import re
+from datetime import timedelta
 from pathlib import Path
 
 import dj_database_url
@@ -52,10 +53,47 @@ def env_rate(name: str, default: str) -> str:
     return raw
 
 
+DEV_SECRET_KEY = "dev-only-insecure-secret-key-change-me"
+
 DEBUG = env_bool("DEBUG", False)
-SECRET_KEY = env_str("SECRET_KEY", "dev-only-insecure-secret-key-change-me")
+SECRET_KEY = env_str("SECRET_KEY", DEV_SECRET_KEY)
 ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", "127.0.0.1,localhost")
 CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS", "")
+
+# PRODUCTION=1 (the Docker image sets it) refuses to start with settings fit only for a
+# developer's machine. Without it the defaults serve `make run` and `make test`.
+PRODUCTION = env_bool("PRODUCTION", False)
+
+
+def production_problems() -> list[str]:
+    problems = []
+    if DEBUG:
+        problems.append("DEBUG is on")
+    if SECRET_KEY in {"", DEV_SECRET_KEY}:
+        problems.append("SECRET_KEY is not set")
+    if not ALLOWED_HOSTS:
+        problems.append("ALLOWED_HOSTS is empty")
+    return problems
+
+
+if PRODUCTION and (problems := production_problems()):
+    raise ImproperlyConfigured(f"PRODUCTION=1 refuses to start: {'; '.join(problems)}.")
+
+# HTTPS only (the default in production; HTTPS_ONLY=0 for plain HTTP on a private host):
+# redirect to https, cookies that never travel over plain HTTP, and HSTS.
+HTTPS_ONLY = env_bool("HTTPS_ONLY", PRODUCTION)
+SECURE_SSL_REDIRECT = HTTPS_ONLY
+# Load balancers probe health over plain HTTP inside the network.
+SECURE_REDIRECT_EXEMPT = [r"^health/$"]
+SESSION_COOKIE_SECURE = HTTPS_ONLY
+CSRF_COOKIE_SECURE = HTTPS_ONLY
+SECURE_HSTS_SECONDS = env_int("SECURE_HSTS_SECONDS", 31_536_000 if HTTPS_ONLY else 0)
+SECURE_HSTS_INCLUDE_SUBDOMAINS = HTTPS_ONLY
+SECURE_HSTS_PRELOAD = HTTPS_ONLY
+# Only behind a proxy that terminates TLS and sets this header itself: a client could
+# otherwise claim https.
+if env_bool("BEHIND_TLS_PROXY", False):
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
 
 INSTALLED_APPS = [
     "django.contrib.admin",
@@ -69,6 +107,7 @@ INSTALLED_APPS = [
     "django_filters",
     "drf_spectacular",
     "drf_spectacular_sidecar",
+    "axes",
     "distribution",
     "leads",
 ]
@@ -76,13 +115,33 @@ INSTALLED_APPS = [
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
+    # After WhiteNoise: static files are not requests worth a log line.
+    "crm.middleware.RequestLogMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    # Last, as django-axes asks: it turns a locked-out login into its 429 page.
+    "axes.middleware.AxesMiddleware",
 ]
+
+# Admin logins: django-axes counts failures per (username, IP address) in the database,
+# so every worker and host sees them; after AXES_FAILURE_LIMIT the pair is refused for
+# the cool-off time even with the right password. Per pair, so an attacker elsewhere
+# cannot lock a member of staff out. Behind a proxy every client has the proxy's
+# address: the limit then applies per username.
+AUTHENTICATION_BACKENDS = [
+    "axes.backends.AxesStandaloneBackend",
+    "django.contrib.auth.backends.ModelBackend",
+]
+AXES_FAILURE_LIMIT = env_int("ADMIN_LOGIN_FAILURE_LIMIT", 5)
+AXES_COOLOFF_TIME = timedelta(minutes=env_int("ADMIN_LOGIN_LOCKOUT_MINUTES", 15))
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_RESET_ON_SUCCESS = True
+# Lockouts show in the admin (Axes: access attempts); the logs keep to request lines.
+AXES_VERBOSE = False
 
 ROOT_URLCONF = "crm.urls"
 WSGI_APPLICATION = "crm.wsgi.application"
@@ -111,6 +170,17 @@ if DATABASE_URL:
             conn_health_checks=True,
         )
     }
+    if env_bool("DB_PREPARED_STATEMENTS", True):
+        # Parameters bound on the server, so the same query has the same text and psycopg
+        # prepares it after 5 runs on a connection: PostgreSQL then skips parsing and
+        # planning, about half its CPU on the intake. Turn off behind a pooler in
+        # transaction mode that cannot keep them (PgBouncer before 1.21).
+        DATABASES["default"]["OPTIONS"] = {"server_side_binding": True, "prepare_threshold": 5}
+    # While PostgreSQL is unreachable a request fails within this many seconds (a 503)
+    # rather than waiting on the operating system's TCP timeout.
+    DATABASES["default"].setdefault("OPTIONS", {}).setdefault(
+        "connect_timeout", env_int("DB_CONNECT_TIMEOUT", 3)
+    )
 else:
     DATABASES = {
         "default": {
@@ -129,6 +199,10 @@ else:
     }
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+# The largest request body accepted, in bytes, refused before it is read: a 413 from the
+# API (crm.api), a 400 elsewhere. Bots' contacts are a few kilobytes.
+DATA_UPLOAD_MAX_MEMORY_SIZE = env_int("MAX_REQUEST_BODY_BYTES", 256 * 1024)
 
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
@@ -194,6 +268,10 @@ SPECTACULAR_SETTINGS = {
         "SourceStrategyEnum": "distribution.models.Source.Strategy",
     },
 }
+
+# How long an intake's Idempotency-Key (or client_message_id) is remembered: a retry
+# within it returns the first contact; after it the key may be used again.
+IDEMPOTENCY_KEY_TTL = timedelta(hours=env_int("IDEMPOTENCY_KEY_TTL_HOURS", 24))
 
 # Region used to read phone numbers written without a country code ("8 912 ...").
 LEADS_DEFAULT_PHONE_REGION = env_str("LEADS_DEFAULT_PHONE_REGION", "RU")

@@ -109,3 +109,34 @@ class Contact(models.Model):
 
     def __str__(self) -> str:
         return f"Contact {self.pk} ({self.status})"
+
+
+# Stripe's limit for the same header: room for a UUID, a hash or a bot's message id.
+MAX_IDEMPOTENCY_KEY_LENGTH = 255
+
+
+class IdempotencyKey(models.Model):
+    """A key a bot sent with an intake request (`Idempotency-Key` or `client_message_id`):
+    a retry with the same key finds the contact the first request made."""
+
+    source = models.ForeignKey(Source, on_delete=models.CASCADE, related_name="+")
+    key = models.CharField(max_length=MAX_IDEMPOTENCY_KEY_LENGTH)
+    # SHA-256 of the request as validated, to tell a retry from another request that
+    # reuses the key.
+    fingerprint = models.CharField(max_length=64)
+    contact = models.ForeignKey(Contact, on_delete=models.CASCADE, related_name="+")
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        constraints = [
+            # Also the index the intake looks a key up by; concurrent retries of one key
+            # meet here, and only the first to commit keeps its contact.
+            models.UniqueConstraint(fields=["source", "key"], name="idempotency_key_per_source"),
+        ]
+        indexes = [
+            # purge_idempotency_keys: the keys older than the time to live.
+            models.Index(fields=["created_at"], name="idempotency_key_created_at"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.key} ({self.source_id})"

@@ -9,7 +9,7 @@ from leads.identity import (
     LeadIdentity,
     build_identity,
 )
-from leads.models import Contact, Lead
+from leads.models import MAX_IDEMPOTENCY_KEY_LENGTH, Contact, Lead
 
 
 class LeadIdentitySerializer(serializers.Serializer):
@@ -53,7 +53,9 @@ class SourceCodeField(serializers.SlugRelatedField):
 
 class ContactCreateSerializer(serializers.Serializer):
     """The intake. A bot may leave out `source`: its key's source is used (context
-    `bot_source`); naming another one is refused before this runs."""
+    `bot_source`); naming another one is refused before this runs. The idempotency key
+    comes from the `Idempotency-Key` header (context `idempotency_key`) or from
+    `client_message_id`; validated data carry it as `idempotency_key` (None without)."""
 
     source = SourceCodeField(
         slug_field="code",
@@ -63,6 +65,20 @@ class ContactCreateSerializer(serializers.Serializer):
     )
     lead = LeadIdentitySerializer()
     payload = serializers.DictField(required=False, default=dict, help_text="Any JSON object.")
+    client_message_id = serializers.CharField(
+        required=False,
+        max_length=MAX_IDEMPOTENCY_KEY_LENGTH,
+        help_text=(
+            "The bot's id for this message, unique per source: a retry with it returns "
+            "the first contact (200) instead of making another. Or send it as the "
+            "Idempotency-Key header."
+        ),
+    )
+
+    def validate_client_message_id(self, value: str) -> str:
+        if not value.isprintable():
+            raise serializers.ValidationError("Use printable characters only.")
+        return value
 
     def validate_payload(self, payload: dict) -> dict:
         if _contains_nul(payload):
@@ -76,7 +92,20 @@ class ContactCreateSerializer(serializers.Serializer):
             raise serializers.ValidationError({"source": ["This field is required."]})
         if not source.is_active:
             raise serializers.ValidationError({"source": [f"Source {source.code!r} is inactive."]})
-        return {**attrs, "source": source}
+        header = self.context.get("idempotency_key")
+        message_id = attrs.pop("client_message_id", None)
+        if header is not None and not _is_idempotency_key(header):
+            message = f"Give 1 to {MAX_IDEMPOTENCY_KEY_LENGTH} printable characters."
+            raise serializers.ValidationError({"Idempotency-Key": [message]})
+        if header is not None and message_id is not None and header != message_id:
+            raise serializers.ValidationError(
+                {"client_message_id": ["Differs from the Idempotency-Key header."]}
+            )
+        return {**attrs, "source": source, "idempotency_key": header or message_id}
+
+
+def _is_idempotency_key(value: str) -> bool:
+    return 0 < len(value) <= MAX_IDEMPOTENCY_KEY_LENGTH and value.isprintable()
 
 
 def _contains_nul(value: object) -> bool:

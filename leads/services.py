@@ -1,7 +1,11 @@
 """Contact flows: intake, closing and reassigning. Assignment itself is the engine's."""
 
+import hashlib
+import json
+from dataclasses import asdict
 from typing import Any
 
+from django.conf import settings
 from django.db import IntegrityError, connection, transaction
 from django.db.models import Q
 from django.utils import timezone
@@ -14,7 +18,7 @@ from distribution.services import (
     drain_waiting_for_operator,
 )
 from leads.identity import IDENTIFIER_FIELDS, LeadIdentity
-from leads.models import Contact, Lead
+from leads.models import Contact, IdempotencyKey, Lead
 
 # A racing request can take a new lead's identifiers first; matching again then finds
 # the winner's row. Three tries cover a lead whose identifiers race with several others.
@@ -195,3 +199,67 @@ def reassign_contact(*, contact: Contact, operator: Operator | None = None) -> C
     if previous_operator_id is not None:
         drain_waiting_for_operator(operator_id=previous_operator_id, trigger="contact_reassigned")
     return contact
+
+
+def register_contact_once(
+    *,
+    source: Source,
+    key: str,
+    identity: LeadIdentity,
+    payload: dict[str, Any] | None = None,
+) -> tuple[Contact, bool]:
+    """register_contact for a request with an idempotency key, unique per source: the
+    contact, and whether this call created it.
+
+    1. A live key of this source is stored: return its contact if the request is the
+       same (a retry), raise Conflict if it is not.
+    2. Otherwise register the contact and store the key in one transaction. A concurrent
+       request with the key waits on the key's unique index until this one commits, then
+       fails there, rolls its own contact back and returns this one's (step 1).
+    """
+    fingerprint = _fingerprint(source, identity, payload or {})
+    stored = _live_key(source=source, key=key)
+    if stored is None:
+        try:
+            with transaction.atomic():
+                contact = register_contact(source=source, identity=identity, payload=payload)
+                IdempotencyKey.objects.create(
+                    source=source, key=key, fingerprint=fingerprint, contact=contact
+                )
+            return contact, True
+        except IntegrityError:
+            stored = _live_key(source=source, key=key)
+            if stored is None:
+                raise
+    if stored.fingerprint != fingerprint:
+        raise Conflict("This idempotency key was already used for a different request.")
+    return stored.contact, False
+
+
+def _fingerprint(source: Source, identity: LeadIdentity, payload: dict[str, Any]) -> str:
+    """The request as validated (identifiers normalised), so spelling a phone another
+    way in a retry is still the same request."""
+    request = {"source": source.code, "lead": asdict(identity), "payload": payload}
+    return hashlib.sha256(json.dumps(request, sort_keys=True).encode()).hexdigest()
+
+
+def _live_key(*, source: Source, key: str) -> IdempotencyKey | None:
+    stored = (
+        IdempotencyKey.objects.select_related(
+            "contact__lead", "contact__source", "contact__operator"
+        )
+        .filter(source=source, key=key)
+        .first()
+    )
+    if stored is not None and stored.created_at < timezone.now() - settings.IDEMPOTENCY_KEY_TTL:
+        # Expired: forgotten now, so the unique index lets the key be stored again.
+        IdempotencyKey.objects.filter(pk=stored.pk).delete()
+        return None
+    return stored
+
+
+def purge_idempotency_keys() -> int:
+    """Delete the keys older than IDEMPOTENCY_KEY_TTL (for cron); how many went."""
+    cutoff = timezone.now() - settings.IDEMPOTENCY_KEY_TTL
+    deleted, _ = IdempotencyKey.objects.filter(created_at__lt=cutoff).delete()
+    return deleted

@@ -1,5 +1,11 @@
 from django.db.models import Prefetch, QuerySet
-from drf_spectacular.utils import OpenApiExample, extend_schema, extend_schema_view
+from drf_spectacular.utils import (
+    OpenApiExample,
+    OpenApiParameter,
+    OpenApiResponse,
+    extend_schema,
+    extend_schema_view,
+)
 from rest_framework import mixins, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.permissions import BasePermission
@@ -8,6 +14,7 @@ from rest_framework.response import Response
 from rest_framework.serializers import Serializer
 
 from crm.api import THROTTLED, error_response
+from crm.middleware import log_ids
 from distribution.authentication import IsStaffOrSourceBot, NamesOwnSource, bot_source
 from leads import services
 from leads.filters import ContactFilter, LeadFilter
@@ -60,7 +67,24 @@ class ContactViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.
 
     @extend_schema(
         request=ContactCreateSerializer,
-        responses={201: ContactSerializer, 429: THROTTLED},
+        parameters=[
+            OpenApiParameter(
+                "Idempotency-Key",
+                location=OpenApiParameter.HEADER,
+                required=False,
+                description=(
+                    "Up to 255 printable characters, unique per source: a retry with the "
+                    "same key and body returns the first contact (200); the same key with "
+                    "another body is a 409. Remembered for IDEMPOTENCY_KEY_TTL_HOURS."
+                ),
+            )
+        ],
+        responses={
+            201: ContactSerializer,
+            200: OpenApiResponse(ContactSerializer, description="A retry: the first contact."),
+            409: error_response("The idempotency key was used for a different request."),
+            429: THROTTLED,
+        },
         examples=[
             OpenApiExample(
                 "From a bot",
@@ -75,15 +99,29 @@ class ContactViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.
     )
     def create(self, request: Request) -> Response:
         serializer = ContactCreateSerializer(
-            data=request.data, context={"bot_source": bot_source(request)}
+            data=request.data,
+            context={
+                "bot_source": bot_source(request),
+                "idempotency_key": request.headers.get("Idempotency-Key"),
+            },
         )
         serializer.is_valid(raise_exception=True)
-        contact = services.register_contact(
-            source=serializer.validated_data["source"],
-            identity=serializer.validated_data["lead"],
-            payload=serializer.validated_data["payload"],
-        )
-        return Response(ContactSerializer(contact).data, status=status.HTTP_201_CREATED)
+        data = serializer.validated_data
+        if data["idempotency_key"] is None:
+            created = True
+            contact = services.register_contact(
+                source=data["source"], identity=data["lead"], payload=data["payload"]
+            )
+        else:
+            contact, created = services.register_contact_once(
+                source=data["source"],
+                key=data["idempotency_key"],
+                identity=data["lead"],
+                payload=data["payload"],
+            )
+        log_ids(request, source=contact.source.code, contact=contact.pk)
+        answer = status.HTTP_201_CREATED if created else status.HTTP_200_OK
+        return Response(ContactSerializer(contact).data, status=answer)
 
     @extend_schema(
         request=None,

@@ -48,9 +48,10 @@ def test_the_schema_documents_the_error_shapes(schema):
     close = schema["paths"]["/api/contacts/{id}/close/"]["post"]
     create = schema["paths"]["/api/contacts/"]["post"]
 
-    assert set(close["responses"]) == {"200", "401", "403", "404", "409"}
+    assert set(close["responses"]) == {"200", "401", "403", "404", "409", "503"}
     assert "requestBody" not in close
-    assert set(create["responses"]) == {"201", "400", "401", "403", "429"}
+    intake_answers = {"200", "201", "400", "401", "403", "409", "413", "429", "503"}
+    assert set(create["responses"]) == intake_answers
     assert schema["components"]["schemas"]["Error"]["required"] == ["detail"]
 
 
