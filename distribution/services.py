@@ -10,7 +10,7 @@ import random
 from dataclasses import dataclass, field
 from typing import Any
 
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connection, transaction
 from django.db.models import Count, OuterRef, ProtectedError, Subquery
 from django.db.models.functions import Coalesce
 from django.utils import timezone
@@ -76,12 +76,7 @@ def choose_operator(*, source: Source, exclude_operator_id: int | None = None) -
         .values_list("id", flat=True)
     )
     # Only locked operators may be chosen: a weight added after step 1 is ignored here.
-    weights = list(
-        OperatorSourceWeight.objects.filter(source=source, operator_id__in=locked_ids)
-        .select_related("operator")
-        .annotate(load=open_contacts_count())
-        .order_by("operator_id")
-    )
+    weights = _candidates(source_id=source.pk, operator_ids=locked_ids)
     eligible: list[OperatorSourceWeight] = []
     report = []
     for row in weights:
@@ -106,6 +101,45 @@ def choose_operator(*, source: Source, exclude_operator_id: int | None = None) -
         "chosen_operator_id": chosen.operator_id if chosen else None,
     }
     return Assignment(operator=chosen.operator if chosen else None, decision=decision)
+
+
+# A source's weights with their operators and loads, in one statement. Plain SQL: the
+# ORM took about 1.5 ms of CPU to compose the same query (a join and a subquery), ten
+# times what running it costs. The load is counted on the partial index
+# contact_open_by_operator.
+CANDIDATES_SQL = """
+    SELECT w.id, w.operator_id, w.weight, w.round_robin_credit,
+           o.name, o.is_active, o.max_open_contacts,
+           (SELECT COUNT(*) FROM leads_contact c
+             WHERE c.operator_id = w.operator_id AND c.status = 'open') AS load
+      FROM distribution_operatorsourceweight w
+      JOIN distribution_operator o ON o.id = w.operator_id
+     WHERE w.source_id = %s AND w.operator_id IN ({operator_ids})
+     ORDER BY w.operator_id
+"""
+WEIGHT_FIELDS = ["id", "operator_id", "source_id", "weight", "round_robin_credit"]
+OPERATOR_FIELDS = ["id", "name", "is_active", "max_open_contacts"]
+
+
+def _candidates(*, source_id: int, operator_ids: list[int]) -> list[OperatorSourceWeight]:
+    """The source's weights of these operators, each with its `operator` and `load`."""
+    if not operator_ids:
+        return []
+    placeholders = ", ".join(["%s"] * len(operator_ids))
+    with connection.cursor() as cursor:
+        cursor.execute(CANDIDATES_SQL.format(operator_ids=placeholders), [source_id, *operator_ids])
+        rows = cursor.fetchall()
+    weights = []
+    for weight_id, operator_id, weight, credit, name, is_active, limit, load in rows:
+        row = OperatorSourceWeight.from_db(
+            connection.alias, WEIGHT_FIELDS, [weight_id, operator_id, source_id, weight, credit]
+        )
+        row.operator = Operator.from_db(
+            connection.alias, OPERATOR_FIELDS, [operator_id, name, bool(is_active), limit]
+        )
+        row.load = load
+        weights.append(row)
+    return weights
 
 
 def _left_out_reason(row: OperatorSourceWeight, exclude_operator_id: int | None) -> str | None:
