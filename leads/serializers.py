@@ -1,3 +1,5 @@
+import copy
+
 from rest_framework import serializers
 
 from distribution.models import Operator, Source
@@ -118,25 +120,37 @@ def _contains_nul(value: object) -> bool:
     return False
 
 
-class LeadBriefSerializer(serializers.ModelSerializer):
+class FieldsBuiltOnce:
+    """For a ModelSerializer whose fields depend on nothing but its class: build them
+    from the model once per class, then copy them. DRF rebuilds them by introspecting
+    the model on every instance, which was about 0.6 ms of the intake's answer."""
+
+    def get_fields(self) -> dict[str, serializers.Field]:
+        cls = type(self)
+        if "_built_fields" not in cls.__dict__:
+            cls._built_fields = super().get_fields()
+        return copy.deepcopy(cls._built_fields)
+
+
+class LeadBriefSerializer(FieldsBuiltOnce, serializers.ModelSerializer):
     class Meta:
         model = Lead
         fields = ["id", "external_id", "phone", "email", "name"]
 
 
-class SourceBriefSerializer(serializers.ModelSerializer):
+class SourceBriefSerializer(FieldsBuiltOnce, serializers.ModelSerializer):
     class Meta:
         model = Source
         fields = ["id", "code"]
 
 
-class OperatorBriefSerializer(serializers.ModelSerializer):
+class OperatorBriefSerializer(FieldsBuiltOnce, serializers.ModelSerializer):
     class Meta:
         model = Operator
         fields = ["id", "name"]
 
 
-class ContactSerializer(serializers.ModelSerializer):
+class ContactSerializer(FieldsBuiltOnce, serializers.ModelSerializer):
     lead = LeadBriefSerializer()
     source = SourceBriefSerializer()
     operator = OperatorBriefSerializer(allow_null=True)
