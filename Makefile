@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 
-.PHONY: run test install lint bench
+.PHONY: run test install lint bench drills
 
 $(VENV)/installed: requirements.txt requirements-dev.txt
 	$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "Python 3.11+ is needed"'
@@ -28,3 +28,9 @@ lint: install
 # The intake under load on the local PostgreSQL (about ten minutes): see README, Benchmark.
 bench: install
 	$(PY) -m bench.run $(BENCH_ARGS)
+
+# Reliability drills on the local PostgreSQL (see README, Reliability drills): DRILL=ci
+# (outage, kill and cluster, as CI runs them), outage, kill, cluster, or soak.
+DRILL ?= ci
+drills: install
+	$(PY) -m bench.drills $(DRILL) $(DRILL_ARGS)
