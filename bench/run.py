@@ -6,11 +6,14 @@ For each history size (0, 100k and 1M stored contacts by default):
    200k leads and the history; then raise every other operator's limit out of reach
    (through `update_operator`), so limits bind for some operators and not for others;
    one API key per source (`create_source_key`);
-2. start gunicorn with gunicorn.conf.py and production settings (DEBUG=0);
+2. start gunicorn with gunicorn.conf.py and the Docker image's settings (PRODUCTION=1,
+   DEBUG off; plain HTTP as in docker-compose);
 3. from a separate load process (bench/load.py): a warm-up, then the intake at 32
    concurrent clients for the scaling figure; on the largest database also the full
-   sweep: intake and /health/ at each concurrency;
-4. stop gunicorn, count SQL queries per intake request in-process with Django's query
+   sweep: intake and /health/ at each concurrency. Before each intake run the contacts
+   earlier runs opened are closed, as operators would close them, so every run starts
+   from the seeded loads;
+4. stop gunicorn, count SQL round trips per intake in-process with Django's query
    counter, and check the invariants from the database;
 5. drop the database.
 
@@ -21,6 +24,7 @@ import argparse
 import contextlib
 import io
 import json
+import logging
 import os
 import signal
 import subprocess
@@ -42,9 +46,13 @@ OUT_OF_REACH = 1_000_000
 SCALING_CONCURRENCY = 32
 WARMUP_SECONDS = 3
 PROBE_REQUESTS = 300
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 
 ENVIRONMENT = {
     "DATABASE_URL": f"postgres://postgres@127.0.0.1:5432/{DATABASE}",
+    # As the Docker image and docker-compose run it.
+    "PRODUCTION": "1",
+    "HTTPS_ONLY": "0",
     "DEBUG": "0",
     "SECRET_KEY": "bench-secret-key-not-for-production-0123456789abcdef",
     # testserver: the in-process query count goes through Django's test client.
@@ -72,12 +80,15 @@ def main() -> None:
     # WhiteNoise warns that static files were never collected; the bench serves none.
     warnings.filterwarnings("ignore", message="No directory at")
     django.setup()
+    # The probe's requests would each print the app's JSON request line.
+    logging.getLogger("crm.requests").setLevel(logging.WARNING)
+    print(f"{os.cpu_count()} cores; load average before: {os.getloadavg()[0]:.1f}", flush=True)
     scaling: dict[int, dict] = {}
     for history in histories:
         with fresh_database():
-            keys_file = prepare(history)
-            bench = Bench(port=args.port, keys_file=keys_file, duration=args.duration)
-            with gunicorn(args.port):
+            bench = Bench(port=args.port, keys_file=prepare(history), duration=args.duration)
+            with gunicorn(args.port) as server:
+                bench.server = server.pid
                 bench.intake(SCALING_CONCURRENCY, seconds=WARMUP_SECONDS)
                 scaling[history] = bench.intake(SCALING_CONCURRENCY)
                 sweep = (
@@ -85,12 +96,13 @@ def main() -> None:
                     if history == histories[-1]
                     else []
                 )
-            queries = count_queries(keys_file, bench)
+            queries = count_queries(bench)
             check = check_invariants(bench.created)
             if sweep:
                 print_sweep(history, sweep, queries, check, bench.client_cpu())
             print(f"history {history:>9}: {format_check(check)}", flush=True)
     print_scaling(scaling)
+    print(f"load average after: {os.getloadavg()[0]:.1f}")
 
 
 def ensure_postgres() -> None:
@@ -130,6 +142,7 @@ def psql(sql: str, database: str = "postgres") -> str:
 def prepare(history: int) -> Path:
     """Migrate, seed, free half the operators from their limits, write the bots' keys."""
     from django.core.management import call_command
+    from django.db import connections
 
     from distribution.models import Operator, Source
     from distribution.services import create_source_key, update_operator
@@ -147,11 +160,13 @@ def prepare(history: int) -> Path:
         _, key = create_source_key(source=source, name="bench")
         lines.append(f"{source.code} {key}\n")
     path.write_text("".join(lines))
+    # Only gunicorn's connections stay on the database, so their CPU can be read.
+    connections.close_all()
     return path
 
 
 @contextlib.contextmanager
-def gunicorn(port: int) -> Iterator[None]:
+def gunicorn(port: int) -> Iterator[subprocess.Popen]:
     """gunicorn with the production config on 127.0.0.1:`port`, until the block ends."""
     env = {**os.environ, "HOST": "127.0.0.1", "PORT": str(port)}
     log_path = Path(tempfile.gettempdir()) / f"crm-bench-gunicorn-{port}.log"
@@ -165,7 +180,7 @@ def gunicorn(port: int) -> Iterator[None]:
         )
         try:
             wait_until_up(port, server, log_path)
-            yield
+            yield server
         finally:
             server.send_signal(signal.SIGTERM)
             server.wait(timeout=30)
@@ -187,12 +202,14 @@ class Bench:
 
     def __init__(self, *, port: int, keys_file: Path, duration: float) -> None:
         self.port, self.keys_file, self.duration = port, keys_file, duration
-        self.created = 0  # 201s received over every run, warm-ups included
+        self.server = 0  # gunicorn's master, once started
+        self.created = 0  # 201s received over every run, warm-ups and probe included
         self.runs = 0
         self.cpu = 0.0
         self.elapsed = 0.0
 
     def intake(self, concurrency: int, seconds: float | None = None) -> dict:
+        close_bench_contacts()
         result = self._load("intake", concurrency, seconds)
         self.created += result["statuses"].get("201", 0)
         result["rate"] = result["statuses"].get("201", 0) / result["elapsed"]
@@ -213,14 +230,49 @@ class Bench:
         command += ["--concurrency", str(concurrency), "--duration", str(seconds or self.duration)]
         command += ["--keys", str(self.keys_file), "--leads", str(SETUP["leads"])]
         command += ["--tag", f"{os.getpid()}-{self.runs}"]
+        before = server_cpu(self.server)
         output = subprocess.run(command, cwd=ROOT, check=True, capture_output=True, text=True)
+        after = server_cpu(self.server)
         result = json.loads(output.stdout)
+        answered = max(1, result["requests"])
+        result["app_cpu"] = (after[0] - before[0]) / answered
+        result["db_cpu"] = (after[1] - before[1]) / answered
         self.cpu += result["cpu_seconds"]
         self.elapsed += result["elapsed"]
         return result
 
 
-def count_queries(keys_file: Path, bench: Bench) -> dict:
+def close_bench_contacts() -> None:
+    """Close what earlier runs opened, as operators would: an intake-only run otherwise
+    leaves the operators without a binding limit more open contacts to count each run."""
+    psql(
+        "UPDATE leads_contact SET status = 'closed', closed_at = now() "
+        "WHERE status = 'open' AND decision->>'strategy' <> 'seeded'",
+        DATABASE,
+    )
+
+
+def server_cpu(master: int) -> tuple[float, float]:
+    """CPU seconds so far: gunicorn (master, live workers and reaped ones) and the
+    PostgreSQL backends connected to the bench database."""
+    workers = Path(f"/proc/{master}/task/{master}/children").read_text().split()
+    app = sum(process_cpu(int(pid)) for pid in workers) + process_cpu(master, children=True)
+    backends = psql(f"SELECT pid FROM pg_stat_activity WHERE datname = '{DATABASE}'").split()
+    return app, sum(process_cpu(int(pid)) for pid in backends)
+
+
+def process_cpu(pid: int, children: bool = False) -> float:
+    """User and system CPU seconds of a process (and of its reaped children)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    except FileNotFoundError:  # exited since it was listed
+        return 0.0
+    # utime, stime, cutime, cstime are fields 14 to 17; [0] here is field 3.
+    ticks = sum(int(value) for value in fields[11 : 15 if children else 13])
+    return ticks / CLOCK_TICKS
+
+
+def count_queries(bench: Bench) -> dict:
     """SQL round trips per intake request, counted by Django for the same mix of requests.
 
     In this process, through Django's test client (the same views and settings), since
@@ -236,7 +288,8 @@ def count_queries(keys_file: Path, bench: Bench) -> dict:
     from bench.load import Requests, read_keys
 
     health_check = int(settings.DATABASES["default"].get("CONN_HEALTH_CHECKS", False))
-    requests = Requests("intake", read_keys(str(keys_file)), SETUP["leads"], f"probe{os.getpid()}")
+    keys = read_keys(str(bench.keys_file))
+    requests = Requests("intake", keys, SETUP["leads"], f"probe{os.getpid()}")
     client = Client()
     counts = []
     statements: Counter = Counter()
@@ -293,21 +346,25 @@ def format_check(check: dict) -> str:
 def print_sweep(
     history: int, sweep: list[tuple[int, dict, dict]], queries: dict, check: dict, cpu: float
 ) -> None:
-    print(f"\nIntake (POST /api/contacts/) and health, {history} stored contacts:")
-    header = (
+    print(f"\nIntake (POST /api/contacts/) and GET /health/, {history} stored contacts:")
+    print(
         f"{'clients':>7} {'contacts/s':>10} {'p50 ms':>7} {'p95 ms':>7} {'p99 ms':>7} "
-        f"{'errors':>14} {'health/s':>9} {'h p99 ms':>8} {'ratio':>6}"
+        f"{'errors':>10} {'health/s':>8} {'h p99':>6} {'ratio':>5} {'app ms':>6} {'db ms':>5}"
     )
-    print(header)
     for concurrency, intake, health in sweep:
         errors = {s: n for s, n in intake["statuses"].items() if s != "201"}
-        errors.update({f"h{s}": n for s, n in health["statuses"].items() if s != "200"})
+        errors.update({f"health {s}": n for s, n in health["statuses"].items() if s != "200"})
         print(
             f"{concurrency:>7} {intake['rate']:>10.0f} {intake['p50'] * 1000:>7.1f} "
             f"{intake['p95'] * 1000:>7.1f} {intake['p99'] * 1000:>7.1f} "
-            f"{json.dumps(errors) if errors else 'none':>14} {health['rate']:>9.0f} "
-            f"{health['p99'] * 1000:>8.1f} {intake['rate'] / health['rate']:>6.2f}"
+            f"{json.dumps(errors) if errors else 'none':>10} {health['rate']:>8.0f} "
+            f"{health['p99'] * 1000:>6.1f} {intake['rate'] / health['rate']:>5.2f} "
+            f"{intake['app_cpu'] * 1000:>6.2f} {intake['db_cpu'] * 1000:>5.2f}"
         )
+    print(
+        "app ms / db ms: CPU per intake request of gunicorn's processes / of their "
+        "PostgreSQL backends"
+    )
     kinds = ", ".join(f"{kind} {count:.2f}" for kind, count in queries["kinds"].items())
     print(
         f"SQL round trips per intake request: {queries['mean']:.2f} "
