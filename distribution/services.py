@@ -160,10 +160,24 @@ def _pick(strategy: str, eligible: list[OperatorSourceWeight]) -> OperatorSource
         chosen, credits = pick_round_robin(candidates)
         for row in eligible:
             row.round_robin_credit = credits[row.operator_id]
-        OperatorSourceWeight.objects.bulk_update(eligible, ["round_robin_credit"])
+        _save_credits(eligible)
     else:
         chosen = pick_weighted_random(candidates, _rng)
     return next(row for row in eligible if row.operator_id == chosen.operator_id)
+
+
+def _save_credits(rows: list[OperatorSourceWeight]) -> None:
+    """Store the rows' round-robin credits in one UPDATE: the CASE statement bulk_update
+    writes, which it spent about 1.3 ms of CPU composing."""
+    cases = " ".join(["WHEN %s THEN %s"] * len(rows))
+    ids = ", ".join(["%s"] * len(rows))
+    credits = [value for row in rows for value in (row.pk, row.round_robin_credit)]
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "UPDATE distribution_operatorsourceweight"
+            f" SET round_robin_credit = CASE id {cases} END WHERE id IN ({ids})",
+            [*credits, *(row.pk for row in rows)],
+        )
 
 
 def drain_waiting_for_operator(*, operator_id: int, trigger: str) -> int:
