@@ -1,0 +1,89 @@
+"""The intake's hot path: how many statements a bot's contact costs, and the lead race
+handled without savepoints (see `make bench` and README, Benchmark)."""
+
+import pytest
+from rest_framework.test import APIClient
+
+from distribution.models import Source
+from leads import services
+from leads.identity import build_identity
+from leads.models import Lead
+from tests.factories import (
+    LeadFactory,
+    OperatorFactory,
+    OperatorSourceWeightFactory,
+    SourceApiKeyFactory,
+    SourceFactory,
+)
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def bot() -> tuple[APIClient, Source]:
+    source = SourceFactory(code="telegram-bot")
+    for _ in range(3):
+        OperatorSourceWeightFactory(source=source, operator=OperatorFactory())
+    key = "0123456789ab.secret-of-the-bot"
+    SourceApiKeyFactory(source=source, key=key)
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Bearer {key}")
+    return client, source
+
+
+@pytest.mark.parametrize(
+    ("lead", "statements"),
+    [
+        # key, BEGIN, match, insert lead, lock, candidates, insert contact, COMMIT
+        ({"external_id": "new-lead", "email": "new@example.com"}, 8),
+        # a known lead: no insert
+        ({"external_id": "known"}, 7),
+    ],
+)
+def test_a_bots_contact_takes_a_fixed_number_of_statements(
+    bot, django_assert_num_queries, lead, statements
+):
+    client, source = bot
+    LeadFactory(external_id="known")
+
+    with django_assert_num_queries(statements):
+        response = client.post(
+            "/api/contacts/", {"source": source.code, "lead": lead}, format="json"
+        )
+
+    assert response.status_code == 201
+    assert response.data["operator"] is not None
+
+
+def test_round_robin_stores_the_credits_in_one_more_statement(bot, django_assert_num_queries):
+    client, source = bot
+    Source.objects.filter(pk=source.pk).update(strategy=Source.Strategy.ROUND_ROBIN)
+
+    with django_assert_num_queries(9):
+        response = client.post(
+            "/api/contacts/", {"source": source.code, "lead": {"external_id": "rr"}}, format="json"
+        )
+
+    assert response.status_code == 201
+
+
+def test_a_lead_inserted_by_a_racing_request_is_found_on_the_next_match(monkeypatch):
+    """The match saw no lead; before our insert, another request inserted it."""
+    identity = build_identity(external_id="raced", phone="+79161234567")
+    insert_lead = services._insert_lead
+
+    def racing_insert(identity):
+        LeadFactory(external_id=None, phone="+79161234567")
+        monkeypatch.setattr(services, "_insert_lead", insert_lead)
+        assert insert_lead(identity) is None  # ON CONFLICT: nothing written, no error
+        return None
+
+    monkeypatch.setattr(services, "_insert_lead", racing_insert)
+
+    lead, conflicts = services.find_or_create_lead(identity=identity)
+
+    winner = Lead.objects.get(phone="+79161234567")
+    assert lead == winner
+    assert lead.external_id == "raced"  # the identifier it lacked was added
+    assert conflicts == []
+    assert Lead.objects.count() == 1
