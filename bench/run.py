@@ -332,14 +332,27 @@ def check_invariants(created: int) -> dict:
     )
     stored = Contact.objects.exclude(decision__strategy="seeded").count()
     waiting = Contact.objects.filter(status=Contact.Status.WAITING).count()
-    return {"over_limit": over_limit, "stored": stored, "created": created, "waiting": waiting}
+    # Contacts for which the engine left a candidate out at its limit: limits did bind.
+    at_limit = psql(
+        "SELECT count(*) FROM leads_contact WHERE decision->>'strategy' <> 'seeded' "
+        """AND decision->'candidates' @> '[{"left_out": "at_limit"}]'""",
+        DATABASE,
+    )
+    return {
+        "over_limit": over_limit,
+        "stored": stored,
+        "created": created,
+        "waiting": waiting,
+        "at_limit": int(at_limit),
+    }
 
 
 def format_check(check: dict) -> str:
     verdict = "OK" if check["over_limit"] == 0 and check["stored"] == check["created"] else "FAIL"
     return (
         f"operators over limit: {check['over_limit']}; contacts stored {check['stored']} / "
-        f"201s received {check['created']} ({check['waiting']} waiting)  {verdict}"
+        f"201s received {check['created']} ({check['waiting']} waiting, "
+        f"{check['at_limit']} with a candidate left out at its limit)  {verdict}"
     )
 
 
