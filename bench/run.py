@@ -151,6 +151,9 @@ def prepare(history: int) -> Path:
     started = time.monotonic()
     call_command("seed", contacts=history, stdout=io.StringIO(), **SETUP)
     psql("VACUUM ANALYZE", DATABASE)
+    # The seed's WAL would otherwise trigger a checkpoint during the measured runs (and
+    # full-page writes after it), more of both the more history was seeded.
+    psql("CHECKPOINT", DATABASE)
     print(f"history {history:>9}: seeded in {time.monotonic() - started:.0f} s", flush=True)
     for operator in Operator.objects.order_by("id")[::2]:
         update_operator(operator=operator, max_open_contacts=OUT_OF_REACH)
