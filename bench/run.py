@@ -85,8 +85,9 @@ def main() -> None:
     print(f"{os.cpu_count()} cores; load average before: {os.getloadavg()[0]:.1f}", flush=True)
     scaling: dict[int, dict] = {}
     for history in histories:
-        with fresh_database():
-            bench = Bench(port=args.port, keys_file=prepare(history), duration=args.duration)
+        with fresh_database(), tempfile.TemporaryDirectory(prefix="crm-bench-") as keys:
+            keys_file = prepare(history, Path(keys) / "keys.txt")
+            bench = Bench(port=args.port, keys_file=keys_file, duration=args.duration)
             with gunicorn(args.port) as server:
                 bench.server = server.pid
                 bench.intake(SCALING_CONCURRENCY, seconds=WARMUP_SECONDS)
@@ -139,7 +140,7 @@ def psql(sql: str, database: str = "postgres") -> str:
     ).stdout.strip()
 
 
-def prepare(history: int) -> Path:
+def prepare(history: int, keys_file: Path) -> Path:
     """Migrate, seed, free half the operators from their limits, write the bots' keys."""
     from django.core.management import call_command
     from django.db import connections
@@ -157,15 +158,14 @@ def prepare(history: int) -> Path:
     print(f"history {history:>9}: seeded in {time.monotonic() - started:.0f} s", flush=True)
     for operator in Operator.objects.order_by("id")[::2]:
         update_operator(operator=operator, max_open_contacts=OUT_OF_REACH)
-    path = Path(tempfile.mkdtemp(prefix="crm-bench-")) / "keys.txt"
     lines = []
     for source in Source.objects.order_by("id"):
         _, key = create_source_key(source=source, name="bench")
         lines.append(f"{source.code} {key}\n")
-    path.write_text("".join(lines))
+    keys_file.write_text("".join(lines))
     # Only gunicorn's connections stay on the database, so their CPU can be read.
     connections.close_all()
-    return path
+    return keys_file
 
 
 @contextlib.contextmanager
