@@ -1,4 +1,4 @@
-import copy
+from typing import Any
 
 from rest_framework import serializers
 
@@ -120,37 +120,32 @@ def _contains_nul(value: object) -> bool:
     return False
 
 
-class FieldsBuiltOnce:
-    """For a ModelSerializer whose fields depend on nothing but its class: build them
-    from the model once per class, then copy them. DRF rebuilds them by introspecting
-    the model on every instance, which was about 0.6 ms of the intake's answer."""
-
-    def get_fields(self) -> dict[str, serializers.Field]:
-        cls = type(self)
-        if "_built_fields" not in cls.__dict__:
-            cls._built_fields = super().get_fields()
-        return copy.deepcopy(cls._built_fields)
-
-
-class LeadBriefSerializer(FieldsBuiltOnce, serializers.ModelSerializer):
+class LeadBriefSerializer(serializers.ModelSerializer):
     class Meta:
         model = Lead
         fields = ["id", "external_id", "phone", "email", "name"]
 
 
-class SourceBriefSerializer(FieldsBuiltOnce, serializers.ModelSerializer):
+class SourceBriefSerializer(serializers.ModelSerializer):
     class Meta:
         model = Source
         fields = ["id", "code"]
 
 
-class OperatorBriefSerializer(FieldsBuiltOnce, serializers.ModelSerializer):
+class OperatorBriefSerializer(serializers.ModelSerializer):
     class Meta:
         model = Operator
         fields = ["id", "name"]
 
 
-class ContactSerializer(FieldsBuiltOnce, serializers.ModelSerializer):
+# Formats as every DateTimeField of the API does (ISO 8601 in the current time zone).
+DATETIME = serializers.DateTimeField()
+
+
+class ContactSerializer(serializers.ModelSerializer):
+    """A contact with its lead, source and operator. The declared fields are what the
+    API schema shows; `to_representation` writes the same out directly."""
+
     lead = LeadBriefSerializer()
     source = SourceBriefSerializer()
     operator = OperatorBriefSerializer(allow_null=True)
@@ -171,6 +166,30 @@ class ContactSerializer(FieldsBuiltOnce, serializers.ModelSerializer):
             "closed_at",
         ]
         read_only_fields = fields
+
+    def to_representation(self, contact: Contact) -> dict[str, Any]:
+        """What DRF's generic way gives (a test holds them equal), without building and
+        walking some twenty field objects per contact: 0.54 -> 0.04 ms of every intake."""
+        lead, operator = contact.lead, contact.operator
+        return {
+            "id": contact.pk,
+            "status": str(contact.status),
+            "lead": {
+                "id": lead.pk,
+                "external_id": lead.external_id,
+                "phone": lead.phone,
+                "email": lead.email,
+                "name": lead.name,
+            },
+            "source": {"id": contact.source.pk, "code": contact.source.code},
+            "operator": None if operator is None else {"id": operator.pk, "name": operator.name},
+            "payload": contact.payload,
+            "decision": contact.decision,
+            "lead_conflicts": contact.lead_conflicts,
+            "created_at": DATETIME.to_representation(contact.created_at),
+            "assigned_at": DATETIME.to_representation(contact.assigned_at),
+            "closed_at": DATETIME.to_representation(contact.closed_at),
+        }
 
 
 class ContactReassignSerializer(serializers.Serializer):

@@ -1,14 +1,19 @@
 """The intake's hot path: how many statements a bot's contact costs, and the lead race
 handled without savepoints (see `make bench` and README, Benchmark)."""
 
+import json
+
 import pytest
+from rest_framework import serializers
 from rest_framework.test import APIClient
 
 from distribution.models import Source
 from leads import services
 from leads.identity import build_identity
-from leads.models import Lead
+from leads.models import Contact, Lead
+from leads.serializers import ContactSerializer
 from tests.factories import (
+    ContactFactory,
     LeadFactory,
     OperatorFactory,
     OperatorSourceWeightFactory,
@@ -87,3 +92,21 @@ def test_a_lead_inserted_by_a_racing_request_is_found_on_the_next_match(monkeypa
     assert lead.external_id == "raced"  # the identifier it lacked was added
     assert conflicts == []
     assert Lead.objects.count() == 1
+
+
+@pytest.mark.parametrize(
+    "contact",
+    [
+        lambda: ContactFactory(open=True, lead_conflicts=[{"field": "email", "reason": "x"}]),
+        lambda: ContactFactory(lead=LeadFactory(phone=None, email=None, name="")),
+        lambda: ContactFactory(closed=True, payload={"text": "Привет", "n": [1, 2.5, None]}),
+    ],
+)
+def test_the_written_out_contact_is_what_drfs_fields_give(contact):
+    contact = Contact.objects.select_related("lead", "source", "operator").get(pk=contact().pk)
+    serializer = ContactSerializer(contact)
+
+    generic = serializers.ModelSerializer.to_representation(serializer, contact)
+
+    assert serializer.data == generic
+    assert json.dumps(serializer.data) == json.dumps(generic)
