@@ -37,7 +37,6 @@ from distribution.services import (
     create_source,
     delete_operator,
     delete_source,
-    open_contacts_count,
     operator_load,
     set_operator_weights,
     set_source_weights,
@@ -251,7 +250,8 @@ class SourceWeightInline(admin.TabularInline):
             .get_queryset(request)
             .select_related("operator")
             .annotate(
-                load=open_contacts_count(), active_weight=Coalesce(Subquery(active_weight), 0)
+                load=operator_load("operator_id"),
+                active_weight=Coalesce(Subquery(active_weight), 0),
             )
         )
 
@@ -296,7 +296,7 @@ class SourceAdmin(admin.ModelAdmin):
         )
         weights = (
             OperatorSourceWeight.objects.select_related("operator")
-            .annotate(load=open_contacts_count())
+            .annotate(load=operator_load("operator_id"))
             .order_by("operator_id")
         )
         return (

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 
 from distribution.models import OperatorSourceWeight, Source
 from distribution.picking import Candidate, pick_round_robin, pick_weighted_random
-from distribution.services import AT_LIMIT, INACTIVE, open_contacts_count
+from distribution.services import AT_LIMIT, INACTIVE, operator_load
 
 PREVIEW_SIZE = 100
 
@@ -40,7 +40,7 @@ def weights_with_load(source: Source) -> list[OperatorSourceWeight]:
     """The source's weights with their operators and each operator's open load (`load`)."""
     return list(
         source.weights.select_related("operator")
-        .annotate(load=open_contacts_count())
+        .annotate(load=operator_load("operator_id"))
         .order_by("operator_id")
     )
 

@@ -36,22 +36,11 @@ class Assignment:
     decision: dict[str, Any] = field(default_factory=dict)
 
 
-def open_contacts_count() -> Coalesce:
-    """An annotation: the open contacts of the row's `operator_id` (the partial index)."""
+def operator_load(operator_ref: str = "pk") -> Coalesce:
+    """An annotation: the open contacts of the operator in the row's `operator_ref`
+    column ("pk" for Operator rows, "operator_id" for weights), on the partial index."""
     open_contacts = (
-        Contact.objects.filter(operator_id=OuterRef("operator_id"), status=Contact.Status.OPEN)
-        .order_by()
-        .values("operator_id")
-        .annotate(count=Count("pk"))
-        .values("count")
-    )
-    return Coalesce(Subquery(open_contacts), 0)
-
-
-def operator_load() -> Coalesce:
-    """An annotation for Operator rows: their open contacts (the partial index)."""
-    open_contacts = (
-        Contact.objects.filter(operator_id=OuterRef("pk"), status=Contact.Status.OPEN)
+        Contact.objects.filter(operator_id=OuterRef(operator_ref), status=Contact.Status.OPEN)
         .order_by()
         .values("operator_id")
         .annotate(count=Count("pk"))
