@@ -447,8 +447,9 @@ DEMO_HISTORY = 3000
 
 
 def seed_demo() -> None:
-    """The demo's named operators and sources, two weeks of history, and a dozen live
-    contacts through the real intake flow (some of which wait: the operators fill up)."""
+    """The demo's named operators and sources, two weeks of history, a dozen live
+    contacts through the real intake flow (some of which wait: the operators fill up),
+    and a late joiner on the Telegram bot who takes its waiting contacts."""
     operators = [
         create_operator(name=name, max_open_contacts=limit) for name, limit in DEMO_OPERATORS
     ]
@@ -478,3 +479,9 @@ def seed_demo() -> None:
             identity=build_identity(phone=f"+7926000{number:04d}", name=f"Demo lead {number}"),
             payload={"text": "Hello, I would like to know more."},
         )
+    # A late joiner with room: adding him to the Telegram bot hands him its waiting
+    # contacts at once, and leaves someone free for the first request a person sends.
+    telegram = sources[0]
+    joiner = create_operator(name="Pavel Volkov", max_open_contacts=20)
+    weights = dict(telegram.weights.values_list("operator_id", "weight"))
+    set_source_weights(source=telegram, weights={**weights, joiner.pk: 2})
