@@ -254,8 +254,15 @@ def test_demo_fills_only_an_empty_database_and_prints_the_login():
     assert "Demo operators, sources and contacts created." in first
     assert "Demo operators" not in second
     assert "login demo / demo-password" in second
-    assert counts[:2] == (4, 3)
+    assert counts[:2] == (5, 3)
     assert counts[2] > 3000
+    # The printed first request has someone free to go to.
+    telegram = Source.objects.get(code="telegram-bot")
+    assert (
+        Operator.objects.annotate(load=operator_load())
+        .filter(weights__source=telegram, load__lt=F("max_open_contacts"))
+        .exists()
+    )
     assert (Operator.objects.count(), Contact.objects.count()) == (counts[0], counts[2])
     assert_history_keeps_the_engine_rules()
 
