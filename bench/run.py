@@ -155,6 +155,8 @@ def prepare(history: int, keys_file: Path) -> Path:
     # The seed's WAL would otherwise trigger a checkpoint during the measured runs (and
     # full-page writes after it), more of both the more history was seeded.
     psql("CHECKPOINT", DATABASE)
+    # And the operating system's write-back of it, for the same reason.
+    subprocess.run(["sync"], check=True)
     print(f"history {history:>9}: seeded in {time.monotonic() - started:.0f} s", flush=True)
     for operator in Operator.objects.order_by("id")[::2]:
         update_operator(operator=operator, max_open_contacts=OUT_OF_REACH)
