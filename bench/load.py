@@ -7,8 +7,9 @@ the requests in flight when its time is up, so its counts cannot be checked so).
 
 gunicorn's sync workers close the connection after every answer, so each request
 opens its own connection. One thread drives all the sockets with `selectors` (epoll):
-about 0.1 ms of CPU a request, a third of what asyncio's transports cost. The process
-reports its CPU time so the benchmark can show it was not the bottleneck.
+about 0.2 ms of CPU a request, most of it the kernel's connect and close (wrk took 0.1
+ms here, asyncio's transports over 0.4). The process reports its CPU time so the
+benchmark can show it was not the bottleneck.
 
     python -m bench.load intake --port 8500 --concurrency 32 --duration 10 \
         --keys keys.txt --leads 200000 --tag run1
