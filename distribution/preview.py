@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 
 from distribution.models import OperatorSourceWeight, Source
 from distribution.picking import Candidate, pick_round_robin, pick_weighted_random
-from distribution.services import AT_LIMIT, INACTIVE, operator_load
+from distribution.services import left_out_reason, operator_load
 
 PREVIEW_SIZE = 100
 
@@ -113,16 +113,11 @@ def preview_next_contacts(
 
 def _preview_row(weight: OperatorSourceWeight) -> PreviewRow:
     operator = weight.operator
-    left_out = None
-    if not operator.is_active:
-        left_out = INACTIVE
-    elif weight.load >= operator.max_open_contacts:
-        left_out = AT_LIMIT
     return PreviewRow(
         operator_id=operator.pk,
         name=operator.name,
         weight=weight.weight,
         load=weight.load,
         limit=operator.max_open_contacts,
-        left_out=left_out,
+        left_out=left_out_reason(weight),
     )

@@ -70,7 +70,7 @@ def choose_operator(*, source: Source, exclude_operator_id: int | None = None) -
     report = []
     for row in weights:
         operator = row.operator
-        left_out = _left_out_reason(row, exclude_operator_id)
+        left_out = left_out_reason(row, exclude_operator_id)
         if left_out is None:
             eligible.append(row)
         report.append(
@@ -131,7 +131,10 @@ def _candidates(*, source_id: int, operator_ids: list[int]) -> list[OperatorSour
     return weights
 
 
-def _left_out_reason(row: OperatorSourceWeight, exclude_operator_id: int | None) -> str | None:
+def left_out_reason(
+    row: OperatorSourceWeight, exclude_operator_id: int | None = None
+) -> str | None:
+    """Why a weight row's operator (with `load` annotated) cannot take a contact, or None."""
     if row.operator_id == exclude_operator_id:
         return CURRENT_OPERATOR
     if not row.operator.is_active:
