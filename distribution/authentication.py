@@ -10,6 +10,7 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING
 
 from django.conf import settings
+from django.db import connection
 from drf_spectacular.extensions import OpenApiAuthenticationExtension
 from drf_spectacular.plumbing import build_bearer_security_scheme_object
 from rest_framework.authentication import BaseAuthentication, get_authorization_header
@@ -67,18 +68,40 @@ class SourceKeyAuthentication(BaseAuthentication):
         return f'{KEYWORD} realm="api"'
 
 
+# The live key with its source, in one statement. Plain SQL: composing it through the
+# ORM (a join, a filter, first()) took about 0.8 ms of CPU, most of what checking a
+# key costs, and every bot request checks one.
+SOURCE_KEY_SQL = """
+    SELECT k.id, k.source_id, k.key_hash, s.code, s.name, s.is_active, s.strategy
+      FROM distribution_sourceapikey k
+      JOIN distribution_source s ON s.id = k.source_id
+     WHERE k.prefix = %s AND k.revoked_at IS NULL
+"""
+
+
 def find_source_key(key: str) -> SourceApiKey | None:
     """The live (not revoked) key row that `key` opens, read afresh on every request."""
     prefix = prefix_of(key)
     if prefix is None:
         return None
-    api_key = (
-        SourceApiKey.objects.select_related("source")
-        .filter(prefix=prefix, revoked_at__isnull=True)
-        .first()
-    )
-    if api_key is None or not key_matches(key, api_key.key_hash):
+    with connection.cursor() as cursor:
+        cursor.execute(SOURCE_KEY_SQL, [prefix])
+        row = cursor.fetchone()
+    if row is None:
         return None
+    key_id, source_id, key_hash, code, name, is_active, strategy = row
+    if not key_matches(key, key_hash):
+        return None
+    api_key = SourceApiKey.from_db(
+        connection.alias,
+        ["id", "source_id", "prefix", "key_hash"],
+        [key_id, source_id, prefix, key_hash],
+    )
+    api_key.source = Source.from_db(
+        connection.alias,
+        ["id", "code", "name", "is_active", "strategy"],
+        [source_id, code, name, bool(is_active), strategy],
+    )
     return api_key
 
 

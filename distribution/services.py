@@ -58,12 +58,9 @@ def choose_operator(*, source: Source, exclude_operator_id: int | None = None) -
        COMMITTED it sees what earlier lock holders committed, the first one might not.
     3. Leave out the inactive and those at their limit; pick by the source's strategy.
     """
-    locked_ids = list(
-        Operator.objects.select_for_update(of=("self",))
-        .filter(weights__source=source)
-        .order_by("id")
-        .values_list("id", flat=True)
-    )
+    with connection.cursor() as cursor:
+        cursor.execute(LOCK_OPERATORS_SQL + _row_lock(), [source.pk])
+        locked_ids = [operator_id for (operator_id,) in cursor.fetchall()]
     # Only locked operators may be chosen: a weight added after step 1 is ignored here.
     weights = _candidates(source_id=source.pk, operator_ids=locked_ids)
     eligible: list[OperatorSourceWeight] = []
@@ -90,6 +87,22 @@ def choose_operator(*, source: Source, exclude_operator_id: int | None = None) -
         "chosen_operator_id": chosen.operator_id if chosen else None,
     }
     return Assignment(operator=chosen.operator if chosen else None, decision=decision)
+
+
+# The lock of step 1. Plain SQL, like the statements below: the ORM took about 0.4 ms
+# of CPU to compose this join, several times what PostgreSQL takes to run it.
+LOCK_OPERATORS_SQL = """
+    SELECT o.id
+      FROM distribution_operator o
+      JOIN distribution_operatorsourceweight w ON w.operator_id = o.id
+     WHERE w.source_id = %s
+     ORDER BY o.id
+"""
+
+
+def _row_lock() -> str:
+    # SQLite has no row locks: its IMMEDIATE transactions serialise the writers instead.
+    return " FOR UPDATE OF o" if connection.features.has_select_for_update_of else ""
 
 
 # A source's weights with their operators and loads, in one statement. Plain SQL: the

@@ -23,6 +23,9 @@ from leads.models import Contact, IdempotencyKey, Lead
 # A racing request can take a new lead's identifiers first; matching again then finds
 # the winner's row. Three tries cover a lead whose identifiers race with several others.
 LEAD_MATCH_ATTEMPTS = 3
+# What matching needs of a lead (its created_at is left to load when asked for).
+LEAD_FIELDS = ["id", "external_id", "phone", "email", "name"]
+SELECT_LEADS = f"SELECT {', '.join(LEAD_FIELDS)} FROM {Lead._meta.db_table}"
 # ON CONFLICT DO NOTHING: when a racing request inserted one of the identifiers first,
 # nothing is written and nothing fails, so the intake's transaction needs no savepoint
 # (two round trips) to recover from an IntegrityError. PostgreSQL and SQLite 3.35+.
@@ -45,7 +48,7 @@ def register_contact(
     lead, conflicts = find_or_create_lead(identity=identity)
     assignment = choose_operator(source=source)
     now = timezone.now()
-    return Contact.objects.create(
+    contact = Contact(
         lead=lead,
         source=source,
         operator=assignment.operator,
@@ -56,6 +59,30 @@ def register_contact(
         created_at=now,
         assigned_at=now if assignment.operator else None,
     )
+    _insert_contact(contact)
+    return contact
+
+
+# Every column but the id, in the model's order. The statement is what save() sends;
+# written once here because composing it took save() about 0.3 ms of CPU per contact.
+CONTACT_FIELDS = [field for field in Contact._meta.concrete_fields if not field.primary_key]
+INSERT_CONTACT = (
+    f"INSERT INTO {Contact._meta.db_table} ({', '.join(f.column for f in CONTACT_FIELDS)})"
+    f" VALUES ({', '.join(['%s'] * len(CONTACT_FIELDS))}) RETURNING id"
+)
+
+
+def _insert_contact(contact: Contact) -> None:
+    """Insert a new contact as save() would, converting each value the field's own way."""
+    values = [
+        field.get_db_prep_save(getattr(contact, field.attname), connection)
+        for field in CONTACT_FIELDS
+    ]
+    with connection.cursor() as cursor:
+        cursor.execute(INSERT_CONTACT, values)
+        (contact.pk,) = cursor.fetchone()
+    contact._state.adding = False
+    contact._state.db = connection.alias
 
 
 def find_or_create_lead(*, identity: LeadIdentity) -> tuple[Lead, list[dict[str, Any]]]:
@@ -74,12 +101,12 @@ def find_or_create_lead(*, identity: LeadIdentity) -> tuple[Lead, list[dict[str,
 def _match_or_create_lead(identity: LeadIdentity) -> tuple[Lead, list[dict[str, Any]]] | None:
     """The lead and its conflicts; None when a racing request took an identifier first."""
     given = identity.identifiers()
-    # Raw SQL, about 0.4 ms of CPU less than composing the same OR of filters. The
+    # Plain SQL, about 0.5 ms of CPU less than composing the same OR of filters. The
     # column names are IDENTIFIER_FIELDS, never input.
     conditions = " OR ".join(f"{identifier} = %s" for identifier in given)
-    matches = list(
-        Lead.objects.raw(f"SELECT * FROM leads_lead WHERE {conditions}", list(given.values()))
-    )
+    with connection.cursor() as cursor:
+        cursor.execute(f"{SELECT_LEADS} WHERE {conditions}", list(given.values()))
+        matches = [Lead.from_db(connection.alias, LEAD_FIELDS, row) for row in cursor.fetchall()]
     if not matches:
         lead = _insert_lead(identity)
         return None if lead is None else (lead, [])
