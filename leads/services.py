@@ -179,7 +179,10 @@ def close_contact(*, contact: Contact) -> Contact:
         ).update(status=Contact.Status.CLOSED, closed_at=timezone.now())
         if not closed:
             raise Conflict("This contact is already closed.")
-        contact.refresh_from_db()
+        # Read back with everything the answer shows, before the commit: a query after
+        # it could fail (the database going away) and answer an error for a close
+        # that was stored.
+        contact = Contact.objects.select_related("lead", "source", "operator").get(pk=contact.pk)
         if contact.operator_id is not None:
             drain_waiting_for_operator(operator_id=contact.operator_id, trigger="contact_closed")
     return contact
@@ -193,8 +196,11 @@ def reassign_contact(*, contact: Contact, operator: Operator | None = None) -> C
     not on the source, at the limit) or, with no operator named, when nobody else can.
     The previous operator's freed place then goes to the waiting queue.
     """
+    # The lead too, so the answer needs no query after the commit (see close_contact).
     contact = (
-        Contact.objects.select_for_update(of=("self",)).select_related("source").get(pk=contact.pk)
+        Contact.objects.select_for_update(of=("self",))
+        .select_related("source", "lead")
+        .get(pk=contact.pk)
     )
     if contact.status == Contact.Status.CLOSED:
         raise Conflict("A closed contact cannot be reassigned.")

@@ -4,7 +4,9 @@ import pytest
 from django.utils import timezone
 from rest_framework.test import APIClient
 
+from leads import services
 from leads.models import Contact, Lead
+from leads.serializers import ContactSerializer
 from tests.factories import (
     ContactFactory,
     LeadFactory,
@@ -216,6 +218,25 @@ def test_close_then_close_again(api):
     assert set(again.data) == {"detail"}
     contact.refresh_from_db()
     assert contact.status == Contact.Status.CLOSED
+
+
+@pytest.mark.parametrize("flow", ["close", "reassign"])
+def test_the_answer_to_a_close_or_reassign_needs_no_query_after_the_commit(
+    flow, shared_source, django_assert_num_queries
+):
+    """A query after the commit fails if the database goes away just then, and the
+    client is told about an error for a change that was stored (the outage drill)."""
+    source, first, _ = shared_source
+    contact = Contact.objects.get(pk=ContactFactory(source=source, open=True, operator=first).pk)
+
+    if flow == "close":
+        changed = services.close_contact(contact=contact)
+    else:
+        changed = services.reassign_contact(contact=contact)
+
+    with django_assert_num_queries(0):
+        answer = ContactSerializer(changed).data
+    assert answer["lead"]["id"] == contact.lead_id
 
 
 def test_staff_must_name_the_source(api):
