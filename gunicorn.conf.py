@@ -10,16 +10,22 @@ import multiprocessing
 import os
 
 bind = f"{os.environ.get('HOST', '0.0.0.0')}:{os.environ.get('PORT', '8000')}"
-# One worker per core and one more. The intake is CPU-bound in Python (about 10 ms of a
-# worker's CPU per contact, 2-3 ms of PostgreSQL's; see README, Benchmark): the extra
+# One worker per core and one more. The intake is CPU-bound in Python (about 2.5 ms of a
+# worker's CPU per contact, 0.9 ms of PostgreSQL's; see README, Benchmark): the extra
 # worker runs while another waits on a round trip to PostgreSQL. More workers only add
 # context switches and transactions queueing on the same operator rows, and PostgreSQL
-# itself, on the same cores, does best with few connections. On 2 cores, at 32 clients,
-# 2/3/4/6 workers gave 90-126/117-138/121-125/117-142 contacts/s: no gain past 3.
+# itself, on the same cores, does best with few connections. On 2 cores, at 32 clients
+# (`WEB_CONCURRENCY=N make bench BENCH_ARGS="--history 0 --concurrency 32"`), 2/3/4/5/6
+# workers gave 499-504/503-520/480-536/461-474/443-450 contacts/s.
 workers = int(os.environ.get("WEB_CONCURRENCY", multiprocessing.cpu_count() + 1))
 worker_class = "sync"
 timeout = int(os.environ.get("GUNICORN_TIMEOUT", "30"))
 graceful_timeout = 20
+# The app is imported once, in the master, and forked into each worker: a worker that
+# is recycled or replaced after a crash starts in milliseconds rather than spending a
+# second of CPU importing Django (which held up the requests queued meanwhile). Nothing
+# connects to the database at import time, so no connection is shared across a fork.
+preload_app = True
 # Recycle workers now and then so a slow leak cannot grow without bound.
 max_requests = 20_000
 max_requests_jitter = 2_000

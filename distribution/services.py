@@ -25,7 +25,9 @@ INACTIVE = "inactive"
 AT_LIMIT = "at_limit"
 CURRENT_OPERATOR = "current_operator"
 
-_rng = random.Random()
+# Holds no state of its own, so gunicorn's workers, forked from one preloaded app, do
+# not all draw the same sequence.
+_rng = random.SystemRandom()
 
 
 @dataclass
