@@ -22,9 +22,10 @@ worker_class = "sync"
 timeout = int(os.environ.get("GUNICORN_TIMEOUT", "30"))
 graceful_timeout = 20
 # The app is imported once, in the master, and forked into each worker: a worker that
-# is recycled or replaced after a crash starts in milliseconds rather than spending a
-# second of CPU importing Django (which held up the requests queued meanwhile). Nothing
-# connects to the database at import time, so no connection is shared across a fork.
+# is recycled or replaced after a crash starts at once rather than spending about 0.3 s
+# of CPU importing Django while requests queue. Nothing connects to the database at
+# import time, so no connection is shared across a fork. New code needs a restart of
+# gunicorn (a new container); a HUP would fork the old code again.
 preload_app = True
 # Recycle workers now and then so a slow leak cannot grow without bound.
 max_requests = 20_000
