@@ -75,7 +75,7 @@ INSERT_CONTACT = (
 def _insert_contact(contact: Contact) -> None:
     """Insert a new contact as save() would, converting each value the field's own way."""
     values = [
-        field.get_db_prep_save(getattr(contact, field.attname), connection)
+        field.get_db_prep_save(field.pre_save(contact, add=True), connection)
         for field in CONTACT_FIELDS
     ]
     with connection.cursor() as cursor:
