@@ -1,13 +1,14 @@
 """CPU per intake in this process, through the WSGI app as gunicorn calls it: for
 measuring one change at a time, with less noise than the load runs of bench.run.
 
-Seeds a database `crm_inprocess` once (as bench.run does for an empty history; kept
-between runs, --fresh makes it anew), then for each of --rounds rounds closes the
-contacts earlier rounds opened (and vacuums), sends --requests intakes of bench.load's
-mix one after another, and prints the CPU per intake of this process and of its
-PostgreSQL backend. --profile prints cProfile's heaviest functions (by CPU) instead.
+Creates and seeds a database `crm_inprocess` as bench.run does for an empty history,
+then for each of --rounds rounds closes the contacts earlier rounds opened (and
+vacuums), sends --requests intakes of bench.load's mix one after another, and prints
+the CPU per intake of this process and of its PostgreSQL backend. --profile prints
+cProfile's heaviest functions (by CPU) for one round instead. Drops the database at
+the end.
 
-    .venv/bin/python -m bench.inprocess [--rounds 3] [--requests 2000] [--fresh] [--profile]
+    .venv/bin/python -m bench.inprocess [--rounds 3] [--requests 2000] [--profile]
 """
 
 import argparse
@@ -31,7 +32,6 @@ def main() -> None:
     parser = argparse.ArgumentParser(description="In-process CPU per intake on PostgreSQL.")
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--requests", type=int, default=2000)
-    parser.add_argument("--fresh", action="store_true", help="Seed the database anew.")
     parser.add_argument("--profile", action="store_true", help="cProfile one round.")
     args = parser.parse_args()
     run.DATABASE = DATABASE
@@ -46,16 +46,11 @@ def main() -> None:
     import logging
 
     logging.getLogger("crm.requests").setLevel(logging.WARNING)
-    keys = Path(tempfile.gettempdir()) / f"{DATABASE}-keys.txt"
-    if (
-        args.fresh
-        or not keys.exists()
-        or not run.psql(f"SELECT 1 FROM pg_database WHERE datname = '{DATABASE}'")
-    ):
-        run.psql(f"DROP DATABASE IF EXISTS {DATABASE} WITH (FORCE)")
-        run.psql(f"CREATE DATABASE {DATABASE}")
-        run.prepare(0, keys)
+    with run.fresh_database(), tempfile.TemporaryDirectory(prefix="crm-inprocess-") as keys:
+        measure(run.prepare(0, Path(keys) / "keys.txt"), args)
 
+
+def measure(keys: Path, args: argparse.Namespace) -> None:
     from django.db import connection
 
     from bench.load import Requests, read_keys
