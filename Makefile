@@ -25,7 +25,7 @@ test: install
 lint: install
 	$(VENV)/bin/ruff check . && $(VENV)/bin/ruff format --check .
 
-# The intake under load on the local PostgreSQL (about six minutes): see README, Benchmark.
+# The intake under load on the local PostgreSQL (about three minutes): see README, Benchmark.
 bench: install
 	$(PY) -m bench.run $(BENCH_ARGS)
 
