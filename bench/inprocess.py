@@ -1,7 +1,7 @@
 """CPU per intake in this process, through the WSGI app as gunicorn calls it: for
 measuring one change at a time, with less noise than the load runs of bench.run.
 
-Creates and seeds a database `crm_inprocess` as bench.run does for an empty history,
+Seeds a fresh bench database as bench.run does for an empty history,
 then for each of --rounds rounds closes the contacts earlier rounds opened (and
 vacuums), sends --requests intakes of bench.load's mix one after another, and prints
 the CPU per intake of this process and of its PostgreSQL backend. --profile prints
@@ -17,14 +17,11 @@ import io
 import os
 import pstats
 import sys
-import tempfile
 import time
-import warnings
 from pathlib import Path
 
 from bench import run
 
-DATABASE = "crm_inprocess"
 WARMUP_REQUESTS = 300
 
 
@@ -34,20 +31,9 @@ def main() -> None:
     parser.add_argument("--requests", type=int, default=2000)
     parser.add_argument("--profile", action="store_true", help="cProfile one round.")
     args = parser.parse_args()
-    run.DATABASE = DATABASE
-    os.environ.update(run.ENVIRONMENT)
-    os.environ["DATABASE_URL"] = f"postgres://postgres@127.0.0.1:5432/{DATABASE}"
-    run.ensure_postgres()
-
-    import django
-
-    warnings.filterwarnings("ignore", message="No directory at")
-    django.setup()
-    import logging
-
-    logging.getLogger("crm.requests").setLevel(logging.WARNING)
-    with run.fresh_database(), tempfile.TemporaryDirectory(prefix="crm-inprocess-") as keys:
-        measure(run.prepare(0, Path(keys) / "keys.txt"), args)
+    run.setup_django()
+    with run.seeded_database(0) as keys:
+        measure(keys, args)
 
 
 def measure(keys: Path, args: argparse.Namespace) -> None:

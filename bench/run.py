@@ -70,23 +70,13 @@ def main() -> None:
     parser.add_argument("--concurrency", default="1,8,32,64")
     parser.add_argument("--port", type=int, default=8500)
     args = parser.parse_args()
-    os.environ.update(ENVIRONMENT)
-    ensure_postgres()
     histories = sorted(int(size) for size in args.history.split(","))
     concurrencies = [int(c) for c in args.concurrency.split(",")]
-
-    import django
-
-    # WhiteNoise warns that static files were never collected; the bench serves none.
-    warnings.filterwarnings("ignore", message="No directory at")
-    django.setup()
-    # The probe's requests would each print the app's JSON request line.
-    logging.getLogger("crm.requests").setLevel(logging.WARNING)
+    setup_django()
     print(f"{os.cpu_count()} cores; load average before: {os.getloadavg()[0]:.1f}", flush=True)
     scaling: dict[int, dict] = {}
     for history in histories:
-        with fresh_database(), tempfile.TemporaryDirectory(prefix="crm-bench-") as keys:
-            keys_file = prepare(history, Path(keys) / "keys.txt")
+        with seeded_database(history) as keys_file:
             bench = Bench(port=args.port, keys_file=keys_file, duration=args.duration)
             with gunicorn(args.port) as server:
                 bench.server = server.pid
@@ -104,6 +94,27 @@ def main() -> None:
             print(f"history {history:>9}: {format_check(check)}", flush=True)
     print_scaling(scaling)
     print(f"load average after: {os.getloadavg()[0]:.1f}")
+
+
+def setup_django() -> None:
+    """Django in this process, with the settings the bench serves gunicorn with."""
+    os.environ.update(ENVIRONMENT)
+    ensure_postgres()
+    import django
+
+    # WhiteNoise warns that static files were never collected; the bench serves none.
+    warnings.filterwarnings("ignore", message="No directory at")
+    django.setup()
+    # In-process requests (the probe, bench.inprocess) would each print a request line.
+    logging.getLogger("crm.requests").setLevel(logging.WARNING)
+
+
+@contextlib.contextmanager
+def seeded_database(history: int) -> Iterator[Path]:
+    """A fresh bench database seeded with `history` contacts (see `prepare`), dropped
+    at the end; yields the file of the bots' keys."""
+    with fresh_database(), tempfile.TemporaryDirectory(prefix="crm-bench-") as keys:
+        yield prepare(history, Path(keys) / "keys.txt")
 
 
 def ensure_postgres() -> None:

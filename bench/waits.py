@@ -9,13 +9,9 @@ transaction), idle between transactions, or another wait.
 """
 
 import argparse
-import os
-import tempfile
 import threading
 import time
-import warnings
 from collections import Counter
-from pathlib import Path
 
 from bench import run
 
@@ -28,17 +24,9 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=10)
     parser.add_argument("--concurrency", type=int, default=32)
     args = parser.parse_args()
-    os.environ.update(run.ENVIRONMENT)
-    run.ensure_postgres()
-
-    import django
-
-    warnings.filterwarnings("ignore", message="No directory at")
-    django.setup()
-    with run.fresh_database(), tempfile.TemporaryDirectory(prefix="crm-waits-") as keys:
-        bench = run.Bench(
-            port=PORT, keys_file=run.prepare(0, Path(keys) / "keys.txt"), duration=args.seconds
-        )
+    run.setup_django()
+    with run.seeded_database(0) as keys:
+        bench = run.Bench(port=PORT, keys_file=keys, duration=args.seconds)
         with run.gunicorn(PORT) as server:
             bench.server = server.pid
             bench.intake(args.concurrency, seconds=run.WARMUP_SECONDS)
