@@ -6,7 +6,7 @@ from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
 from distribution.models import Source
-from distribution.services import create_source_key
+from distribution.sources import create_source_key
 from tests.factories import StaffUserFactory
 
 

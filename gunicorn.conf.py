@@ -30,7 +30,7 @@ preload_app = True
 # Recycle workers now and then so a slow leak cannot grow without bound.
 max_requests = 20_000
 max_requests_jitter = 2_000
-# The app writes one JSON line per request (crm.middleware). gunicorn's access log, off
+# The app writes one JSON line per request (core.middleware). gunicorn's access log, off
 # unless GUNICORN_ACCESS_LOG names a file or "-", would add another with the query
 # string, where a lead search may carry a phone number.
 accesslog = os.environ.get("GUNICORN_ACCESS_LOG") or None

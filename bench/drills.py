@@ -204,10 +204,9 @@ def check_database(checks: Checks, outcomes: list[Outcome], *, lost_answers: boo
     committed or not; either is fine, half of it is not.
     """
     from django.db import connections
-    from django.db.models import Count, F, Q
 
-    from distribution.models import Operator
-    from leads.models import Contact, Lead
+    from distribution.models import Contact, Operator
+    from leads.models import Lead
 
     connections.close_all()  # the outage drill broke this process's connection too
     stored = Counter(Contact.objects.values_list("lead__external_id", flat=True))
@@ -241,11 +240,10 @@ def check_database(checks: Checks, outcomes: list[Outcome], *, lost_answers: boo
         and not any(o.ref in closed for o in closes if o.status == 503),
         f"each of the {len(closes)} closes is stored as answered",
     )
-    load = Count("contacts", filter=Q(contacts__status="open"))
-    operators = Operator.objects.annotate(load=load)
-    over = operators.filter(load__gt=F("max_open_contacts")).count()
+    operators = Operator.objects.with_load()
+    over = operators.over_limit().count()
     checks.expect(over == 0, f"operators over their limit: {over}")
-    idle = operators.filter(is_active=True, load__lt=F("max_open_contacts"))
+    idle = operators.filter(is_active=True).at_limit(False)
     waiting = Contact.objects.filter(status="waiting")
     stuck = waiting.filter(source__weights__operator__in=idle).distinct().count()
     checks.expect(
@@ -277,7 +275,8 @@ def drill_database() -> Iterator[World]:
     from rest_framework.authtoken.models import Token
 
     from distribution.models import Source
-    from distribution.services import create_operator, create_source_key, set_source_weights
+    from distribution.operators import create_operator
+    from distribution.sources import create_source_key, set_source_weights
 
     psql(f"DROP DATABASE IF EXISTS {DATABASE} WITH (FORCE)")
     psql(f"CREATE DATABASE {DATABASE}")

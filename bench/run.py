@@ -157,7 +157,8 @@ def prepare(history: int, keys_file: Path) -> Path:
     from django.db import connections
 
     from distribution.models import Operator, Source
-    from distribution.services import create_source_key, update_operator
+    from distribution.operators import update_operator
+    from distribution.sources import create_source_key
 
     call_command("migrate", verbosity=0)
     started = time.monotonic()
@@ -345,18 +346,9 @@ def count_queries(bench: Bench) -> dict:
 
 def check_invariants(created: int) -> dict:
     """Read from the database: operators over their limit, contacts stored since seeding."""
-    from django.db.models import Count, F, Q
+    from distribution.models import Contact, Operator
 
-    from distribution.models import Operator
-    from leads.models import Contact
-
-    over_limit = (
-        Operator.objects.annotate(
-            open_count=Count("contacts", filter=Q(contacts__status=Contact.Status.OPEN))
-        )
-        .filter(open_count__gt=F("max_open_contacts"))
-        .count()
-    )
+    over_limit = Operator.objects.with_load().over_limit().count()
     stored = Contact.objects.exclude(decision__strategy="seeded").count()
     waiting = Contact.objects.filter(status=Contact.Status.WAITING).count()
     # Contacts for which the engine left a candidate out at its limit: limits did bind.

@@ -116,7 +116,7 @@ MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     # After WhiteNoise: static files are not requests worth a log line.
-    "crm.middleware.RequestLogMiddleware",
+    "core.middleware.RequestLogMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -201,7 +201,7 @@ else:
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # The largest request body accepted, in bytes, refused before it is read: a 413 from the
-# API (crm.api), a 400 elsewhere. Bots' contacts are a few kilobytes.
+# API (core.api), a 400 elsewhere. Bots' contacts are a few kilobytes.
 DATA_UPLOAD_MAX_MEMORY_SIZE = env_int("MAX_REQUEST_BODY_BYTES", 256 * 1024)
 
 AUTH_PASSWORD_VALIDATORS = [
@@ -227,16 +227,16 @@ REST_FRAMEWORK = {
     # Bot keys and tokens before the session: an anonymous or bad-key request then gets
     # 401 with `WWW-Authenticate: Bearer`, not the 403 session authentication gives.
     "DEFAULT_AUTHENTICATION_CLASSES": [
-        "distribution.authentication.SourceKeyAuthentication",
+        "distribution.api.authentication.SourceKeyAuthentication",
         "rest_framework.authentication.TokenAuthentication",
         "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAdminUser"],
-    "DEFAULT_THROTTLE_CLASSES": ["distribution.authentication.SourceKeyRateThrottle"],
-    "DEFAULT_PARSER_CLASSES": ["crm.parsers.JSONParser"],
+    "DEFAULT_THROTTLE_CLASSES": ["distribution.api.authentication.SourceKeyRateThrottle"],
+    "DEFAULT_PARSER_CLASSES": ["core.parsers.JSONParser"],
     "DEFAULT_FILTER_BACKENDS": ["django_filters.rest_framework.DjangoFilterBackend"],
-    "DEFAULT_SCHEMA_CLASS": "crm.api.AutoSchema",
-    "EXCEPTION_HANDLER": "crm.api.exception_handler",
+    "DEFAULT_SCHEMA_CLASS": "core.api.AutoSchema",
+    "EXCEPTION_HANDLER": "core.api.exception_handler",
     "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.PageNumberPagination",
     "PAGE_SIZE": env_int("API_PAGE_SIZE", 50),
     "TEST_REQUEST_DEFAULT_FORMAT": "json",
@@ -264,7 +264,7 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
     "ENUM_NAME_OVERRIDES": {
-        "ContactStatusEnum": "leads.models.Contact.Status",
+        "ContactStatusEnum": "distribution.models.Contact.Status",
         "SourceStrategyEnum": "distribution.models.Source.Strategy",
     },
 }

@@ -1,11 +1,17 @@
 from django.contrib import admin
-from django.urls import include, path
+from django.urls import include, path, re_path
+from django.views.generic import RedirectView
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 from rest_framework.routers import DefaultRouter
 
-from crm.health import health
-from distribution.views import DistributionStatsView, OperatorViewSet, SourceViewSet
-from leads.views import ContactViewSet, LeadViewSet
+from core.health import health
+from distribution.api.views import (
+    ContactViewSet,
+    DistributionStatsView,
+    LeadViewSet,
+    OperatorViewSet,
+    SourceViewSet,
+)
 
 router = DefaultRouter()
 router.register("operators", OperatorViewSet, basename="operator")
@@ -14,6 +20,11 @@ router.register("leads", LeadViewSet, basename="lead")
 router.register("contacts", ContactViewSet, basename="contact")
 
 urlpatterns = [
+    # Contacts moved from the leads app to distribution: old bookmarks still lead there.
+    re_path(
+        r"^admin/leads/contact/(?P<rest>.*)$",
+        RedirectView.as_view(url="/admin/distribution/contact/%(rest)s", query_string=True),
+    ),
     path("admin/", admin.site.urls),
     path("health/", health, name="health"),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
@@ -26,4 +37,4 @@ urlpatterns = [
     path("api/", include(router.urls)),
 ]
 
-handler404 = "crm.api.not_found"
+handler404 = "core.api.not_found"

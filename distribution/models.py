@@ -1,4 +1,45 @@
 from django.db import models
+from django.db.models import Count, F, OuterRef, Q, QuerySet, Subquery
+from django.db.models.functions import Coalesce
+from django.utils import timezone
+
+from distribution import picking
+from leads.models import Lead
+
+
+def open_load(operator_ref: str) -> Coalesce:
+    """An annotation: the open contacts of the operator in the row's `operator_ref`
+    column, counted on the partial index contact_open_by_operator. The intake reads the
+    same count in plain SQL (distribution.queries.operator_states)."""
+    open_contacts = (
+        Contact.objects.filter(operator_id=OuterRef(operator_ref), status=Contact.Status.OPEN)
+        .order_by()
+        .values("operator_id")
+        .annotate(count=Count("pk"))
+        .values("count")
+    )
+    return Coalesce(Subquery(open_contacts), 0)
+
+
+class OperatorQuerySet(QuerySet):
+    def with_load(self) -> "OperatorQuerySet":
+        return self.annotate(load=open_load("pk"))
+
+    def at_limit(self, at_limit: bool = True) -> "OperatorQuerySet":
+        """Those `with_load` at their limit (or, False, with room): the SQL twin of
+        eligibility.is_at_limit."""
+        full = Q(load__gte=F("max_open_contacts"))
+        return self.filter(full if at_limit else ~full)
+
+    def over_limit(self) -> "OperatorQuerySet":
+        """Operators holding more than their limit: never, unless an invariant broke."""
+        return self.filter(load__gt=F("max_open_contacts"))
+
+
+class OperatorSourceWeightQuerySet(QuerySet):
+    def with_load(self) -> "OperatorSourceWeightQuerySet":
+        """Each weight with its operator's open load as `load`."""
+        return self.annotate(load=open_load("operator_id"))
 
 
 class Operator(models.Model):
@@ -8,6 +49,8 @@ class Operator(models.Model):
         default=10, help_text="How many open contacts this operator may hold at once."
     )
     created_at = models.DateTimeField(auto_now_add=True)
+
+    objects = OperatorQuerySet.as_manager()
 
     class Meta:
         ordering = ["id"]
@@ -24,8 +67,8 @@ class Operator(models.Model):
 
 class Source(models.Model):
     class Strategy(models.TextChoices):
-        WEIGHTED_RANDOM = "weighted_random", "Weighted random"
-        ROUND_ROBIN = "round_robin", "Round robin (smooth, by weight)"
+        WEIGHTED_RANDOM = picking.WEIGHTED_RANDOM, "Weighted random"
+        ROUND_ROBIN = picking.ROUND_ROBIN, "Round robin (smooth, by weight)"
 
     code = models.SlugField(max_length=64, unique=True, help_text="What a bot sends.")
     name = models.CharField(max_length=200)
@@ -55,6 +98,8 @@ class OperatorSourceWeight(models.Model):
     # Smooth weighted round-robin state of this operator on this source; only the
     # engine writes it, while holding the operator's row lock.
     round_robin_credit = models.BigIntegerField(default=0, editable=False)
+
+    objects = OperatorSourceWeightQuerySet.as_manager()
 
     class Meta:
         ordering = ["source_id", "operator_id"]
@@ -96,3 +141,118 @@ class SourceApiKey(models.Model):
     @property
     def is_revoked(self) -> bool:
         return self.revoked_at is not None
+
+
+class Contact(models.Model):
+    class Status(models.TextChoices):
+        WAITING = "waiting", "Waiting for an operator"
+        OPEN = "open", "Open"
+        CLOSED = "closed", "Closed"
+
+    lead = models.ForeignKey(Lead, on_delete=models.PROTECT, related_name="contacts")
+    source = models.ForeignKey(Source, on_delete=models.PROTECT, related_name="contacts")
+    # SET_NULL keeps closed history when an operator is deleted; the check constraints
+    # below make deleting an operator with open contacts fail in the database.
+    operator = models.ForeignKey(
+        Operator,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="contacts",
+    )
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.WAITING)
+    payload = models.JSONField(default=dict, blank=True)
+    # The engine's reasoning when the operator was chosen: a Decision (eligibility.py)
+    # as JSON.
+    decision = models.JSONField(default=dict, blank=True)
+    # Identifiers sent with this contact that were not attached to its lead, and why.
+    lead_conflicts = models.JSONField(default=list, blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+    assigned_at = models.DateTimeField(null=True, blank=True)
+    closed_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        # The table kept its name when the model moved here from leads (migration
+        # distribution.0003): an existing database keeps its rows where they are.
+        db_table = "leads_contact"
+        ordering = ["-created_at", "-id"]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(status__in=["waiting", "open", "closed"]),
+                name="contact_status_known",
+            ),
+            models.CheckConstraint(
+                condition=~Q(status="waiting") | Q(operator__isnull=True, assigned_at__isnull=True),
+                name="contact_waiting_has_no_operator",
+            ),
+            models.CheckConstraint(
+                condition=~Q(status="open") | Q(operator__isnull=False, assigned_at__isnull=False),
+                name="contact_open_has_operator",
+            ),
+            models.CheckConstraint(
+                condition=~Q(status="closed") | Q(closed_at__isnull=False),
+                name="contact_closed_has_closed_at",
+            ),
+        ]
+        indexes = [
+            # Load: count of an operator's open contacts, read under its row lock.
+            models.Index(
+                fields=["operator"],
+                condition=Q(status="open"),
+                name="contact_open_by_operator",
+            ),
+            # The waiting queue: oldest waiting contacts of a source first.
+            models.Index(
+                fields=["source", "created_at", "id"],
+                condition=Q(status="waiting"),
+                name="contact_waiting_by_source",
+            ),
+            # Reports and filters: contacts assigned per source and operator over a period.
+            models.Index(
+                fields=["source", "assigned_at", "operator"],
+                name="contact_assigned_by_source",
+            ),
+            models.Index(fields=["created_at"], name="contact_created_at"),
+            # The distribution report: contacts assigned since a moment, counted per source
+            # and operator, read from this index alone (id is the counted column).
+            models.Index(
+                fields=["assigned_at", "source", "operator", "id"],
+                condition=Q(operator__isnull=False),
+                name="contact_assigned_at",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"Contact {self.pk} ({self.status})"
+
+
+# Stripe's limit for the same header: room for a UUID, a hash or a bot's message id.
+MAX_IDEMPOTENCY_KEY_LENGTH = 255
+
+
+class IdempotencyKey(models.Model):
+    """A key a bot sent with an intake request (`Idempotency-Key` or `client_message_id`):
+    a retry with the same key finds the contact the first request made."""
+
+    source = models.ForeignKey(Source, on_delete=models.CASCADE, related_name="+")
+    key = models.CharField(max_length=MAX_IDEMPOTENCY_KEY_LENGTH)
+    # SHA-256 of the request as validated, to tell a retry from another request that
+    # reuses the key.
+    fingerprint = models.CharField(max_length=64)
+    contact = models.ForeignKey(Contact, on_delete=models.CASCADE, related_name="+")
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        db_table = "leads_idempotencykey"  # as for Contact
+        constraints = [
+            # Also the index the intake looks a key up by; concurrent retries of one key
+            # meet here, and only the first to commit keeps its contact.
+            models.UniqueConstraint(fields=["source", "key"], name="idempotency_key_per_source"),
+        ]
+        indexes = [
+            # purge_idempotency_keys: the keys older than the time to live.
+            models.Index(fields=["created_at"], name="idempotency_key_created_at"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.key} ({self.source_id})"

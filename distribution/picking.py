@@ -1,12 +1,16 @@
 """Choosing one operator among the eligible ones: pure functions, no database.
 
 Both strategies take the eligible candidates in operator-id order and never see an
-operator that is inactive or at its limit; the engine filters those out first.
+operator that is inactive or at its limit: eligibility.choose leaves those out first.
 """
 
 import random
 from collections.abc import Sequence
 from dataclasses import dataclass
+
+# The strategies a source can have (Source.Strategy's values).
+WEIGHTED_RANDOM = "weighted_random"
+ROUND_ROBIN = "round_robin"
 
 
 @dataclass(frozen=True)

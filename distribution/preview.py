@@ -1,30 +1,27 @@
 """What a source would do with its next contacts now: warnings and a dry run of the engine.
 
-Reads the source's weights and loads once, then replays picks with the real
-`distribution.picking` functions. Each pick counts as load, so operators fill up and
-drop out as they would in the engine; contacts nobody can take would wait. Writes
-nothing and takes no lock.
+Reads the source's operators as the engine does (queries.operator_states), then
+replays the engine's own decision (eligibility.choose) for each contact. Each pick
+counts as load, so operators fill up and drop out as they would in the engine;
+contacts nobody can take would wait. Writes nothing and takes no lock.
 """
 
+import dataclasses
 import random
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from distribution.models import OperatorSourceWeight, Source
-from distribution.picking import Candidate, pick_round_robin, pick_weighted_random
-from distribution.services import left_out_reason, operator_load
+from distribution import eligibility, queries
+from distribution.eligibility import OperatorState, Reason
+from distribution.models import Source
 
 PREVIEW_SIZE = 100
 
 
 @dataclass
 class PreviewRow:
-    operator_id: int
-    name: str
-    weight: int
-    load: int
-    limit: int
-    left_out: str | None  # why the engine would skip this operator right now
+    state: OperatorState
+    left_out: Reason | None  # why the engine would skip this operator right now
     contacts: int = 0  # how many of the next contacts it would get
 
 
@@ -36,25 +33,7 @@ class SourcePreview:
     waiting: int = 0  # contacts nobody could take: they would wait
 
 
-def weights_with_load(source: Source) -> list[OperatorSourceWeight]:
-    """The source's weights with their operators and each operator's open load (`load`)."""
-    return list(
-        source.weights.select_related("operator")
-        .annotate(load=operator_load("operator_id"))
-        .order_by("operator_id")
-    )
-
-
-@dataclass(frozen=True)
-class Staffing:
-    """One operator configured on a source, as the warnings need it."""
-
-    is_active: bool
-    load: int
-    limit: int
-
-
-def source_warnings(*, is_active: bool, operators: Sequence[Staffing]) -> list[str]:
+def source_warnings(*, is_active: bool, operators: Sequence[OperatorState]) -> list[str]:
     """What staff should fix on a source, given the operators configured on it."""
     warnings = []
     if not is_active:
@@ -64,21 +43,16 @@ def source_warnings(*, is_active: bool, operators: Sequence[Staffing]) -> list[s
         warnings.append("No operator serves this source: every new contact will wait.")
     elif not active:
         warnings.append("No active operator on this source: every new contact will wait.")
-    elif all(operator.load >= operator.limit for operator in active):
+    elif all(eligibility.is_at_limit(operator.load, operator.limit) for operator in active):
         warnings.append(
             "Every active operator on this source is at the limit: new contacts will wait."
         )
     return warnings
 
 
-def staffing(weights: Sequence[OperatorSourceWeight]) -> list[Staffing]:
-    """Staffing of weights read with `weights_with_load` (or a prefetch annotating `load`)."""
-    return [
-        Staffing(
-            is_active=row.operator.is_active, load=row.load, limit=row.operator.max_open_contacts
-        )
-        for row in weights
-    ]
+def source_operators(source: Source) -> list[OperatorState]:
+    """The operators on the source with their loads and weights, as the engine reads them."""
+    return queries.operator_states(source_id=source.pk)
 
 
 def preview_next_contacts(
@@ -86,38 +60,24 @@ def preview_next_contacts(
 ) -> SourcePreview:
     """How the next `count` contacts of `source` would be split if they came in now."""
     rng = rng or random.Random()
-    weights = weights_with_load(source)
-    rows = [_preview_row(weight) for weight in weights]
-    room = {row.operator_id: row.limit - row.load for row in rows if row.left_out is None}
-    credits = {weight.operator_id: weight.round_robin_credit for weight in weights}
-    by_id = {row.operator_id: row for row in rows}
-    preview = SourcePreview(strategy=source.strategy, count=count, rows=rows)
+    states = {state.operator_id: state for state in source_operators(source)}
+    rows = {
+        operator_id: PreviewRow(state=state, left_out=eligibility.left_out_reason(state))
+        for operator_id, state in states.items()
+    }
+    preview = SourcePreview(strategy=source.strategy, count=count, rows=list(rows.values()))
     for _ in range(count):
-        eligible = [
-            Candidate(operator_id, by_id[operator_id].weight, credits[operator_id])
-            for operator_id, left in room.items()
-            if left > 0
-        ]
-        if not eligible:
+        choice = eligibility.choose(source.strategy, list(states.values()), rng=rng)
+        if choice.chosen is None:
             preview.waiting += 1
             continue
-        if source.strategy == Source.Strategy.ROUND_ROBIN:
-            chosen, new_credits = pick_round_robin(eligible)
-            credits.update(new_credits)
-        else:
-            chosen = pick_weighted_random(eligible, rng)
-        room[chosen.operator_id] -= 1
-        by_id[chosen.operator_id].contacts += 1
+        chosen = choice.chosen
+        rows[chosen.operator_id].contacts += 1
+        for operator_id, credit in choice.credits.items():
+            states[operator_id] = dataclasses.replace(
+                states[operator_id], round_robin_credit=credit
+            )
+        states[chosen.operator_id] = dataclasses.replace(
+            states[chosen.operator_id], load=states[chosen.operator_id].load + 1
+        )
     return preview
-
-
-def _preview_row(weight: OperatorSourceWeight) -> PreviewRow:
-    operator = weight.operator
-    return PreviewRow(
-        operator_id=operator.pk,
-        name=operator.name,
-        weight=weight.weight,
-        load=weight.load,
-        limit=operator.max_open_contacts,
-        left_out=left_out_reason(weight),
-    )

@@ -2,9 +2,10 @@
 
 import json
 from collections.abc import Sequence
-from dataclasses import asdict
 from datetime import datetime
 
+from distribution.api.serializers import DistributionReportSerializer
+from distribution.eligibility import is_at_limit
 from distribution.reports import OperatorShare, SourceReport
 
 HEADER = (
@@ -33,9 +34,9 @@ def report_lines(report: Sequence[SourceReport]) -> list[str]:
 def _operator_line(row: OperatorShare) -> str:
     actual = "-" if row.actual_share is None else f"{100 * row.actual_share:.1f}%"
     flags = "" if row.is_active else "  inactive"
-    if row.is_active and row.open_contacts >= row.max_open_contacts:
+    if row.is_active and is_at_limit(row.load, row.limit):
         flags = "  at the limit"
-    load = f"{row.open_contacts}/{row.max_open_contacts}"
+    load = f"{row.load}/{row.limit}"
     return (
         f"  {row.name[:28]:<28} {row.weight:>6} {100 * row.target_share:>6.1f}% {actual:>7} "
         f"{row.assigned:>9} {load:>11}{flags}"
@@ -45,11 +46,6 @@ def _operator_line(row: OperatorShare) -> str:
 def report_json(
     report: Sequence[SourceReport], *, since: datetime | None, until: datetime | None
 ) -> str:
-    return json.dumps(
-        {
-            "since": since.isoformat() if since else None,
-            "until": until.isoformat() if until else None,
-            "sources": [asdict(source) for source in report],
-        },
-        indent=2,
-    )
+    """The API's answer (`/api/stats/distribution/`) for the same period."""
+    data = DistributionReportSerializer({"since": since, "until": until, "sources": report}).data
+    return json.dumps(data, indent=2)

@@ -1,8 +1,8 @@
 """The distribution report: target against actual shares, per source and operator.
 
 One read for the API (`/api/stats/distribution/`), the admin's distribution page and
-`manage.py distribution_report`. Five aggregate queries whatever the history size,
-each served by an index on the contact table (see leads.models.Contact.Meta).
+`manage.py distribution_report`. Four queries whatever the history size, each served
+by an index on the contact table (see distribution.models.Contact.Meta).
 """
 
 from dataclasses import dataclass, field
@@ -10,8 +10,8 @@ from datetime import datetime
 
 from django.db.models import Count
 
-from distribution.models import Operator, OperatorSourceWeight, Source
-from leads.models import Contact
+from distribution.eligibility import OperatorState, state_of
+from distribution.models import Contact, Operator, OperatorSourceWeight, Source
 
 
 @dataclass
@@ -23,8 +23,19 @@ class OperatorShare:
     target_share: float  # weight / sum of the active operators' weights on the source
     assigned: int
     actual_share: float | None  # None when the source assigned nothing in the period
-    open_contacts: int
-    max_open_contacts: int
+    load: int  # open contacts now
+    limit: int
+
+    @property
+    def state(self) -> OperatorState:
+        return OperatorState(
+            operator_id=self.operator_id,
+            name=self.name,
+            is_active=self.is_active,
+            load=self.load,
+            limit=self.limit,
+            weight=self.weight or None,
+        )
 
 
 @dataclass
@@ -55,13 +66,6 @@ def distribution_report(
         .values("source_id", "operator_id")
         .annotate(count=Count("pk"))
     }
-    open_load = dict(
-        Contact.objects.filter(status=Contact.Status.OPEN)
-        .order_by()
-        .values("operator_id")
-        .annotate(count=Count("pk"))
-        .values_list("operator_id", "count")
-    )
     waiting = dict(
         Contact.objects.filter(status=Contact.Status.WAITING)
         .order_by()
@@ -74,9 +78,9 @@ def distribution_report(
         "source_id", "operator_id", "weight"
     ):
         weights.setdefault(source_id, {})[operator_id] = weight
-    operators = {op.pk: op for op in Operator.objects.all()}
+    operators = {op.pk: op for op in Operator.objects.with_load()}
     return [
-        _source_report(source, weights.get(source.pk, {}), assigned, open_load, waiting, operators)
+        _source_report(source, weights.get(source.pk, {}), assigned, waiting, operators)
         for source in Source.objects.order_by("code")
     ]
 
@@ -85,7 +89,6 @@ def _source_report(
     source: Source,
     weights: dict[int, int],
     assigned: dict[tuple[int, int], int],
-    open_load: dict[int, int],
     waiting: dict[int, int],
     operators: dict[int, Operator],
 ) -> SourceReport:
@@ -94,7 +97,7 @@ def _source_report(
     active_weight = sum(w for op_id, w in weights.items() if operators[op_id].is_active)
     rows = []
     for operator_id in sorted(set(weights) | set(assigned_here)):
-        operator = operators[operator_id]
+        operator = state_of(operators[operator_id])
         weight = weights.get(operator_id, 0)
         count = assigned_here.get(operator_id, 0)
         rows.append(
@@ -108,8 +111,8 @@ def _source_report(
                 else 0.0,
                 assigned=count,
                 actual_share=count / total_assigned if total_assigned else None,
-                open_contacts=open_load.get(operator_id, 0),
-                max_open_contacts=operator.max_open_contacts,
+                load=operator.load,
+                limit=operator.limit,
             )
         )
     return SourceReport(

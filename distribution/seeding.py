@@ -1,4 +1,5 @@
-"""Bulk demo and load-test data: operators, sources, weights, leads and contact history.
+"""Bulk load-test data for `manage.py seed` (the demo's own is demo.py): operators,
+sources, weights, leads and contact history.
 
 Operators and weights go through the services (there are tens or hundreds of them).
 Leads and historical contacts are written with `bulk_create` in batches, one
@@ -25,16 +26,11 @@ from django.db import connection, transaction
 from django.db.models import JSONField, Max, Model
 from django.utils import timezone
 
-from distribution.models import Operator, OperatorSourceWeight, Source
-from distribution.services import (
-    create_operator,
-    create_source,
-    operator_load,
-    set_source_weights,
-)
-from leads.identity import build_identity
-from leads.models import Contact, Lead
-from leads.services import register_contact
+from distribution.eligibility import room, state_of
+from distribution.models import Contact, Operator, OperatorSourceWeight, Source
+from distribution.operators import create_operator
+from distribution.sources import create_source, set_source_weights
+from leads.models import Lead
 
 # (stage, done, total, seconds since the stage started)
 Progress = Callable[[str, int, int, float], None]
@@ -92,7 +88,7 @@ def seed_data(*, plan: SeedPlan, progress: Progress | None = None) -> SeedResult
     are asked for, to the existing ones).
     """
     rng = random.Random(plan.seed)
-    report = progress or _no_progress
+    report = progress or no_progress
     operators = create_operators(count=plan.operators, rng=rng)
     sources = create_sources(count=plan.sources, rng=rng)
     if plan.weights_per_source:
@@ -418,70 +414,9 @@ def _source_pools() -> list[_SourcePool]:
 
 def _free_room() -> dict[int, int]:
     """Half of each active operator's free places: how many seeded contacts may stay open."""
-    operators = Operator.objects.filter(is_active=True).annotate(load=operator_load())
-    return {
-        operator.pk: max(0, operator.max_open_contacts - operator.load) // 2
-        for operator in operators
-    }
+    operators = Operator.objects.filter(is_active=True).with_load()
+    return {operator.pk: room(state_of(operator)) // 2 for operator in operators}
 
 
-def _no_progress(stage: str, done: int, total: int, seconds: float) -> None:
+def no_progress(stage: str, done: int, total: int, seconds: float) -> None:
     """Progress callback for callers that do not report progress."""
-
-
-DEMO_SEED = 2024
-DEMO_OPERATORS = [
-    ("Ivan Petrov", 5),
-    ("Maria Sokolova", 3),
-    ("Oleg Ivanov", 2),
-    ("Anna Smirnova", 4),
-]
-# code, name, strategy, {operator index: weight}
-DEMO_SOURCES = [
-    ("telegram-bot", "Telegram bot", Source.Strategy.WEIGHTED_RANDOM, {0: 3, 1: 1}),
-    ("site-form", "Site form", Source.Strategy.ROUND_ROBIN, {1: 2, 2: 1, 3: 1}),
-    ("whatsapp-bot", "WhatsApp bot", Source.Strategy.WEIGHTED_RANDOM, {0: 1, 3: 2}),
-]
-DEMO_LEADS = 300
-DEMO_HISTORY = 3000
-
-
-def seed_demo() -> None:
-    """The demo's named operators and sources, two weeks of history, a dozen live
-    contacts through the real intake flow (some of which wait: the operators fill up),
-    and a late joiner on the Telegram bot who takes its waiting contacts."""
-    operators = [
-        create_operator(name=name, max_open_contacts=limit) for name, limit in DEMO_OPERATORS
-    ]
-    sources = []
-    for code, name, strategy, weights in DEMO_SOURCES:
-        source = create_source(code=code, name=name, strategy=strategy)
-        set_source_weights(
-            source=source,
-            weights={operators[index].pk: weight for index, weight in weights.items()},
-        )
-        sources.append(source)
-    lead_ids = create_leads(
-        count=DEMO_LEADS, batch_size=DEMO_LEADS, writers=1, progress=_no_progress
-    )
-    create_history(
-        count=DEMO_HISTORY,
-        lead_ids=lead_ids,
-        days=14,
-        rng=random.Random(DEMO_SEED),
-        batch_size=DEMO_HISTORY,
-        writers=1,
-        progress=_no_progress,
-    )
-    for number in range(12):
-        register_contact(
-            source=sources[number % len(sources)],
-            identity=build_identity(phone=f"+7926000{number:04d}", name=f"Demo lead {number}"),
-            payload={"text": "Hello, I would like to know more."},
-        )
-    # A late joiner with room: adding him to the Telegram bot hands him its waiting
-    # contacts at once, and leaves someone free for the first request a person sends.
-    telegram = sources[0]
-    joiner = create_operator(name="Pavel Volkov", max_open_contacts=20)
-    weights = dict(telegram.weights.values_list("operator_id", "weight"))
-    set_source_weights(source=telegram, weights={**weights, joiner.pk: 2})

@@ -1,7 +1,7 @@
 """Traffic simulation: contacts through the real intake flow from concurrent workers.
 
 Each worker is a thread with its own database connection, as gunicorn workers would
-have. They send contacts with `leads.services.register_contact`, optionally close open
+have. They send contacts with `distribution.contacts.register_contact`, optionally close open
 ones with `close_contact`, and afterwards the database is checked for the engine's
 invariants.
 """
@@ -15,15 +15,14 @@ from datetime import datetime
 from itertools import count as counter
 
 from django.db import connections
-from django.db.models import Exists, F, OuterRef, Q
+from django.db.models import Exists, OuterRef, Q
 from django.utils import timezone
 
-from crm.errors import Conflict
-from distribution.models import Operator, OperatorSourceWeight, Source
-from distribution.services import operator_load
+from core.errors import Conflict
+from distribution.contacts import close_contact, register_contact
+from distribution.eligibility import state_of
+from distribution.models import Contact, Operator, OperatorSourceWeight, Source
 from leads.identity import build_identity
-from leads.models import Contact
-from leads.services import close_contact, register_contact
 
 # SQLite takes at most 32766 parameters in one statement.
 ID_CHUNK = 10_000
@@ -167,14 +166,9 @@ def check_invariants(result: SimulationResult) -> list[str]:
     stored = sum(Contact.objects.filter(pk__in=ids).count() for ids in _chunks(result))
     if stored != len(result.contact_ids) or stored + len(result.errors) != result.sent:
         violations.append(f"{result.sent} contacts sent but {stored} stored.")
-    over_limit = (
-        Operator.objects.annotate(load=operator_load())
-        .filter(load__gt=F("max_open_contacts"))
-        .order_by("id")
-    )
+    over_limit = map(state_of, Operator.objects.with_load().over_limit().order_by("id"))
     violations += [
-        f"{operator.name} holds {operator.load} open contacts, over its limit of "
-        f"{operator.max_open_contacts}."
+        f"{operator.name} holds {operator.load} open contacts, over its limit of {operator.limit}."
         for operator in over_limit
     ]
     serves_source = OperatorSourceWeight.objects.filter(

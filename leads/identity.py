@@ -1,11 +1,14 @@
-"""Normalising lead identifiers: pure functions, no database."""
+"""Normalising lead identifiers, and matching them: pure functions, no database."""
 
 from dataclasses import dataclass
+from functools import reduce
+from operator import or_
 
 import phonenumbers
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.core.validators import validate_email
+from django.db.models import Q
 
 IDENTIFIER_FIELDS = ("external_id", "phone", "email")
 MAX_EXTERNAL_ID_LENGTH = 128
@@ -99,3 +102,25 @@ def build_identity(
     if errors:
         raise InvalidIdentity(errors)
     return LeadIdentity(name=name, **normalised)
+
+
+def identifier_values(term: str) -> dict[str, str]:
+    """What `term` is as each lead identifier, normalised as intake does, where it can be.
+
+    "8 (916) 123-45-67" is the phone +79161234567, "Ann@Example.com" the email
+    ann@example.com; any short enough text can be an external id.
+    """
+    values = {}
+    for field, normalise in NORMALISERS.items():
+        try:
+            values[field] = normalise(term)
+        except ValueError:
+            continue
+    return values
+
+
+def identifier_lookup(values: dict[str, str], prefix: str = "") -> Q | None:
+    """Exact matches on those identifiers (the unique indexes), as a filter on leads, or
+    on rows whose lead is at `prefix` ("lead__"); None when there are none."""
+    matches = [Q(**{f"{prefix}{field}": value}) for field, value in values.items()]
+    return reduce(or_, matches) if matches else None

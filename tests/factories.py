@@ -3,8 +3,8 @@ from django.contrib.auth import get_user_model
 from django.utils import timezone
 
 from distribution.keys import hash_key, new_key, prefix_of
-from distribution.models import Operator, OperatorSourceWeight, Source, SourceApiKey
-from leads.models import Contact, Lead
+from distribution.models import Contact, Operator, OperatorSourceWeight, Source, SourceApiKey
+from leads.models import Lead
 
 
 class OperatorFactory(factory.django.DjangoModelFactory):

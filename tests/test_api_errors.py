@@ -1,4 +1,4 @@
-from crm.api import exception_handler
+from core.api import exception_handler
 from distribution.models import Operator
 
 

@@ -4,7 +4,7 @@ from django.db import OperationalError
 from drf_spectacular.validation import validate_schema
 from rest_framework.test import APIClient
 
-import crm.health
+import core.health
 
 pytestmark = pytest.mark.django_db
 
@@ -110,7 +110,7 @@ class UnreachableDatabase:
 
 
 def test_health_is_503_when_the_database_is_unreachable(db, monkeypatch):
-    monkeypatch.setattr(crm.health, "connection", UnreachableDatabase())
+    monkeypatch.setattr(core.health, "connection", UnreachableDatabase())
 
     response = APIClient().get("/health/")
 

@@ -17,8 +17,8 @@ from django.db.models import Count, F, Q
 from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
-from distribution.models import Operator, Source
-from leads.models import Contact, Lead
+from distribution.models import Contact, Operator, Source
+from leads.models import Lead
 from tests.factories import (
     OperatorFactory,
     OperatorSourceWeightFactory,

@@ -12,7 +12,8 @@ from django.test.utils import CaptureQueriesContext
 from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
-from leads.models import Contact, IdempotencyKey, Lead
+from distribution.models import Contact, IdempotencyKey
+from leads.models import Lead
 from tests.factories import (
     OperatorFactory,
     OperatorSourceWeightFactory,

@@ -13,7 +13,8 @@ from unittest import mock
 import pytest
 from django.db import InterfaceError, OperationalError
 
-from leads.models import Contact, Lead
+from distribution.models import Contact
+from leads.models import Lead
 from tests.factories import (
     ContactFactory,
     OperatorFactory,
@@ -46,7 +47,7 @@ def source(db):
 )
 def test_a_database_that_goes_away_is_a_503_with_a_json_body(api, source, error):
     # Where the connection breaks in a real outage: inside the intake's transaction.
-    with mock.patch("leads.services.choose_operator", side_effect=error):
+    with mock.patch("distribution.contacts.choose_operator", side_effect=error):
         response = api.post("/api/contacts/", BODY, format="json")
 
     assert response.status_code == 503
@@ -106,7 +107,7 @@ def test_a_server_error_is_logged_as_a_500(api, caplog):
     caplog.set_level(logging.INFO, logger="crm.requests")
     api.raise_request_exception = False
 
-    with mock.patch("leads.services.close_contact", side_effect=RuntimeError("bug")):
+    with mock.patch("distribution.contacts.close_contact", side_effect=RuntimeError("bug")):
         response = api.post(f"/api/contacts/{contact.pk}/close/")
 
     assert response.status_code == 500

@@ -21,10 +21,11 @@ from schemathesis.specs.openapi.checks import (
 )
 
 from crm.wsgi import application
+from distribution.contacts import close_contact, register_contact
 from distribution.models import Source
-from distribution.services import create_operator, set_source_weights
+from distribution.operators import create_operator
+from distribution.sources import set_source_weights
 from leads.identity import build_identity
-from leads.services import close_contact, register_contact
 
 # The schema view needs no database, so loading it while collecting is safe.
 schema = schemathesis.openapi.from_wsgi("/api/schema/", application)

@@ -13,8 +13,8 @@ from django.test import Client
 from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
-from distribution.services import create_source_key, revoke_source_key
-from leads.models import Contact
+from distribution.models import Contact
+from distribution.sources import create_source_key, revoke_source_key
 from tests.factories import OperatorFactory, OperatorSourceWeightFactory, SourceFactory
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -6,8 +6,7 @@ from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 from django.utils import timezone
 
-from distribution.models import Operator, OperatorSourceWeight, Source
-from leads.models import Contact
+from distribution.models import Contact, Operator, OperatorSourceWeight, Source
 from tests.factories import (
     ContactFactory,
     OperatorFactory,
@@ -319,7 +318,7 @@ def test_source_page_previews_the_next_hundred_contacts_without_writing(admin_cl
     response = admin_client.get(source_page(source))
 
     preview = response.context["preview"]
-    split = {row.operator_id: row.contacts for row in preview.rows}
+    split = {row.state.operator_id: row.contacts for row in preview.rows}
     assert split == {big.operator_id: 90, small.operator_id: 10}
     assert preview.waiting == 0
     assert "Preview: the next 100 contacts" in response.content.decode()

@@ -3,19 +3,18 @@ from collections import Counter
 
 import pytest
 
-from distribution.models import Source
+from distribution.contacts import register_contact
+from distribution.eligibility import Reason
+from distribution.models import Contact, Source
 from distribution.preview import preview_next_contacts
-from distribution.services import AT_LIMIT, INACTIVE
 from leads.identity import build_identity
-from leads.models import Contact
-from leads.services import register_contact
 from tests.factories import ContactFactory, OperatorSourceWeightFactory, SourceFactory
 
 pytestmark = pytest.mark.django_db
 
 
 def split(preview) -> dict[str, int]:
-    return {row.name: row.contacts for row in preview.rows}
+    return {row.state.name: row.contacts for row in preview.rows}
 
 
 def test_round_robin_preview_follows_the_weights_exactly():
@@ -55,7 +54,7 @@ def test_preview_leaves_out_the_inactive_and_those_at_their_limit():
 
     preview = preview_next_contacts(source=source, count=5)
 
-    assert [row.left_out for row in preview.rows] == [AT_LIMIT, INACTIVE]
+    assert [row.left_out for row in preview.rows] == [Reason.AT_LIMIT, Reason.INACTIVE]
     assert [row.contacts for row in preview.rows] == [0, 0]
     assert preview.waiting == 5
 

@@ -6,9 +6,8 @@ from django.core.cache import cache
 from django.core.management import CommandError, call_command
 from rest_framework.test import APIClient
 
-from distribution.models import SourceApiKey
-from distribution.services import create_source_key, revoke_source_key
-from leads.models import Contact
+from distribution.models import Contact, SourceApiKey
+from distribution.sources import create_source_key, revoke_source_key
 from tests.factories import SourceApiKeyFactory, SourceFactory
 
 pytestmark = pytest.mark.django_db

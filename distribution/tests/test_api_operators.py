@@ -2,8 +2,7 @@ import pytest
 from django.utils import timezone
 from rest_framework.test import APIClient
 
-from distribution.models import Operator
-from leads.models import Contact
+from distribution.models import Contact, Operator
 from tests.factories import (
     ContactFactory,
     OperatorFactory,

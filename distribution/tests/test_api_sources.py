@@ -1,8 +1,7 @@
 import pytest
 from rest_framework.test import APIClient
 
-from distribution.models import OperatorSourceWeight, Source
-from leads.models import Contact
+from distribution.models import Contact, OperatorSourceWeight, Source
 from tests.factories import (
     ContactFactory,
     OperatorFactory,

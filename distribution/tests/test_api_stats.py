@@ -4,7 +4,7 @@ import pytest
 from django.utils import timezone
 from rest_framework.test import APIClient
 
-from leads.models import Contact
+from distribution.models import Contact
 from tests.factories import (
     ContactFactory,
     OperatorFactory,

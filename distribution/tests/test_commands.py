@@ -6,10 +6,9 @@ import pytest
 from django.core.management import CommandError, call_command
 from django.db.models import F
 
-from distribution.models import Operator, OperatorSourceWeight, Source
+from distribution.models import Contact, Operator, OperatorSourceWeight, Source
 from distribution.reports import distribution_report
-from distribution.services import operator_load
-from leads.models import Contact, Lead
+from leads.models import Lead
 from tests.factories import (
     ContactFactory,
     LeadFactory,
@@ -32,9 +31,7 @@ def seed(*args: str) -> str:
 def assert_history_keeps_the_engine_rules() -> None:
     """Contacts only with operators on their source; open ones with active operators, none
     over its limit."""
-    assert not Operator.objects.annotate(load=operator_load()).filter(
-        load__gt=F("max_open_contacts")
-    )
+    assert not Operator.objects.with_load().filter(load__gt=F("max_open_contacts"))
     weights = set(OperatorSourceWeight.objects.values_list("source_id", "operator_id"))
     assigned = Contact.objects.filter(operator__isnull=False)
     assert set(assigned.values_list("source_id", "operator_id")) <= weights
@@ -220,9 +217,7 @@ def test_simulate_sends_contacts_through_intake_and_checks_the_invariants():
     assert Lead.objects.count() <= 10
     assert "tg (weighted_random)" in output
     assert "all hold" in output
-    assert not Operator.objects.annotate(load=operator_load()).filter(
-        load__gt=F("max_open_contacts")
-    )
+    assert not Operator.objects.with_load().filter(load__gt=F("max_open_contacts"))
 
 
 @pytest.mark.django_db(transaction=True)
@@ -259,7 +254,7 @@ def test_demo_fills_only_an_empty_database_and_prints_the_login():
     # The printed first request has someone free to go to.
     telegram = Source.objects.get(code="telegram-bot")
     assert (
-        Operator.objects.annotate(load=operator_load())
+        Operator.objects.with_load()
         .filter(weights__source=telegram, load__lt=F("max_open_contacts"))
         .exists()
     )

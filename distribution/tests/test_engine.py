@@ -5,12 +5,11 @@ from collections import Counter
 
 import pytest
 
-from crm.errors import Conflict
-from distribution import services
-from distribution.models import Operator, OperatorSourceWeight, Source
+from core.errors import Conflict
+from distribution import engine, operators, sources
+from distribution.contacts import close_contact, reassign_contact, register_contact
+from distribution.models import Contact, Operator, OperatorSourceWeight, Source
 from leads.identity import build_identity
-from leads.models import Contact
-from leads.services import close_contact, reassign_contact, register_contact
 from tests.factories import (
     ContactFactory,
     OperatorFactory,
@@ -144,7 +143,7 @@ def test_round_robin_operator_back_from_limit_resumes_its_share():
 
 
 def test_weighted_random_source_shares_follow_weights(monkeypatch):
-    monkeypatch.setattr(services, "_rng", random.Random(42))
+    monkeypatch.setattr(engine, "_rng", random.Random(42))
     source = SourceFactory()
     heavy, light = (
         OperatorFactory(max_open_contacts=10_000),
@@ -207,7 +206,7 @@ def test_activating_an_operator_drains_the_waiting_queue_at_once():
     serve(ivan, source)
     waiting = [intake(source, n) for n in range(3)]
 
-    services.update_operator(operator=ivan, is_active=True)
+    operators.update_operator(operator=ivan, is_active=True)
 
     statuses = [Contact.objects.get(pk=c.pk).status for c in waiting]
     assert statuses == [Contact.Status.OPEN, Contact.Status.OPEN, Contact.Status.WAITING]
@@ -219,10 +218,10 @@ def test_raising_a_limit_drains_up_to_the_new_room_and_lowering_closes_nothing()
     serve(ivan, source)
     [intake(source, n) for n in range(4)]
 
-    services.update_operator(operator=ivan, max_open_contacts=3)
+    operators.update_operator(operator=ivan, max_open_contacts=3)
     assert open_load(ivan) == 3
 
-    services.update_operator(operator=ivan, max_open_contacts=1)
+    operators.update_operator(operator=ivan, max_open_contacts=1)
     assert open_load(ivan) == 3
     assert intake(source, 10).status == Contact.Status.WAITING
 
@@ -232,7 +231,7 @@ def test_adding_an_operator_to_a_source_drains_its_waiting_contacts():
     waiting = intake(source)
     ivan = OperatorFactory()
 
-    services.set_source_weights(source=source, weights={ivan.pk: 2})
+    sources.set_source_weights(source=source, weights={ivan.pk: 2})
 
     waiting.refresh_from_db()
     assert waiting.operator == ivan
@@ -245,7 +244,7 @@ def test_set_source_weights_replaces_the_whole_list():
     serve(old, source)
     serve(kept, source)
 
-    services.set_source_weights(source=source, weights={kept.pk: 5, new.pk: 1})
+    sources.set_source_weights(source=source, weights={kept.pk: 5, new.pk: 1})
 
     assert dict(source.weights.values_list("operator_id", "weight")) == {kept.pk: 5, new.pk: 1}
 
@@ -257,7 +256,7 @@ def test_drain_waiting_queue_assigns_everything_someone_can_take_oldest_first():
     waiting = [intake(source, n) for n in range(3)]
     Operator.objects.filter(pk=ivan.pk).update(max_open_contacts=2)  # bypasses the flow
 
-    assert services.drain_waiting_queue() == 2
+    assert engine.drain_waiting_queue() == 2
 
     statuses = [Contact.objects.get(pk=c.pk).status for c in waiting]
     assert statuses == [Contact.Status.OPEN, Contact.Status.OPEN, Contact.Status.WAITING]

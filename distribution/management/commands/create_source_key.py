@@ -1,7 +1,7 @@
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from distribution.models import Source
-from distribution.services import create_source_key
+from distribution.sources import create_source_key
 
 
 class Command(BaseCommand):

@@ -4,8 +4,8 @@ from django.core.management.base import BaseCommand
 from django.db import transaction
 from rest_framework.authtoken.models import Token
 
+from distribution.demo import seed_demo
 from distribution.models import Operator, Source
-from distribution.seeding import seed_demo
 
 DEMO_USERNAME = "demo"
 DEMO_PASSWORD = "demo-password"

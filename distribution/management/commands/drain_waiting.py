@@ -1,6 +1,6 @@
 from django.core.management.base import BaseCommand
 
-from distribution.services import drain_waiting_queue
+from distribution.engine import drain_waiting_queue
 
 
 class Command(BaseCommand):

@@ -21,7 +21,7 @@ from rest_framework.permissions import AllowAny
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
 
-from crm.errors import Conflict
+from core.errors import Conflict
 
 logger = logging.getLogger(__name__)
 

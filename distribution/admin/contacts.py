@@ -1,8 +1,8 @@
-"""The back office for leads and contacts.
+"""The admin for leads and contacts.
 
 A contact's lead, source, operator, status and timestamps are read-only here: a
 contact changes only through the close and reassign actions, which call the flows in
-`leads.services` and report what they refused.
+distribution.contacts and report what they refused.
 """
 
 from functools import reduce
@@ -19,42 +19,13 @@ from django.utils.html import format_html, format_html_join
 from django.utils.safestring import SafeString
 from django.utils.timesince import timesince
 
-from crm.errors import Conflict
-from distribution.models import Operator
-from leads.identity import NORMALISERS
-from leads.models import Contact, Lead
-from leads.services import close_contact, reassign_contact
-
-ADMIN_CSS = {"all": ["distribution/admin.css"]}
-# A refused action lists this many reasons, then how many more there were.
-REFUSALS_SHOWN = 10
-
-
-def status_badge(contact: Contact) -> SafeString:
-    return format_html(
-        '<span class="status status-{}">{}</span>', contact.status, contact.get_status_display()
-    )
-
-
-def identifier_values(term: str) -> dict[str, str]:
-    """What `term` is as each lead identifier, normalised as intake does, where it can be.
-
-    "8 (916) 123-45-67" is the phone +79161234567, "Ann@Example.com" the email
-    ann@example.com; any short enough text can be an external id.
-    """
-    values = {}
-    for field, normalise in NORMALISERS.items():
-        try:
-            values[field] = normalise(term)
-        except ValueError:
-            continue
-    return values
-
-
-def identifier_lookup(values: dict[str, str]) -> Q | None:
-    """Exact matches on those identifiers (the unique indexes); None when there are none."""
-    matches = [Q(**{field: value}) for field, value in values.items()]
-    return reduce(or_, matches) if matches else None
+from core.errors import Conflict
+from distribution.admin.common import ADMIN_CSS, report_refusals, status_badge
+from distribution.contacts import close_contact, reassign_contact
+from distribution.eligibility import Decision
+from distribution.models import Contact, Operator
+from leads.identity import NORMALISERS, identifier_lookup, identifier_values
+from leads.models import Lead
 
 
 class LeadForm(forms.ModelForm):
@@ -222,10 +193,10 @@ class ContactAdmin(admin.ModelAdmin):
         term = search_term.strip()
         if not term:
             return queryset, False
-        values = identifier_values(term)
-        matches = [Q(**{f"lead__{field}": value}) for field, value in values.items()]
+        matches = [identifier_lookup(identifier_values(term), prefix="lead__")]
         if term.isdigit():
             matches.append(Q(pk=int(term)))
+        matches = [match for match in matches if match is not None]
         if not matches:
             return queryset.none(), False
         return queryset.filter(reduce(or_, matches)), False
@@ -241,29 +212,27 @@ class ContactAdmin(admin.ModelAdmin):
     @admin.display(description="Decision")
     def decision_table(self, contact: Contact) -> SafeString:
         """Why the engine chose this operator: every candidate, and why others were left out."""
-        decision = contact.decision or {}
+        decision = Decision.from_json(contact.decision or {})
         rows = format_html_join(
             "",
             "<tr><td>{}</td><td>{}</td><td>{} / {}</td><td>{}</td></tr>",
             (
                 (
-                    candidate.get("name"),
-                    candidate.get("weight", "—"),
-                    candidate.get("load"),
-                    candidate.get("limit"),
-                    "chosen"
-                    if candidate.get("operator_id") == decision.get("chosen_operator_id")
-                    else candidate.get("left_out") or "not picked",
+                    candidate.name,
+                    "—" if candidate.weight is None else candidate.weight,
+                    candidate.load,
+                    candidate.limit,
+                    decision.outcome(candidate),
                 )
-                for candidate in decision.get("candidates", [])
+                for candidate in decision.candidates
             ),
         )
         return format_html(
             "<p>Strategy: <b>{}</b>{}</p>"
             "<table><thead><tr><th>Operator</th><th>Weight</th><th>Open / limit</th>"
             "<th>Outcome</th></tr></thead><tbody>{}</tbody></table>",
-            decision.get("strategy", "—"),
-            f" (after {decision['trigger']})" if decision.get("trigger") else "",
+            decision.strategy or "—",
+            f" (after {decision.trigger})" if decision.trigger else "",
             rows,
         )
 
@@ -280,7 +249,7 @@ class ContactAdmin(admin.ModelAdmin):
                 closed += 1
         if closed:
             self.message_user(request, f"{closed} contact(s) closed.", messages.SUCCESS)
-        self._report_refusals(request, "Not closed", refusals)
+        report_refusals(self, request, "Not closed", refusals)
 
     @admin.action(description="Reassign selected contacts", permissions=["change"])
     def reassign(self, request: HttpRequest, queryset: QuerySet) -> None:
@@ -305,12 +274,4 @@ class ContactAdmin(admin.ModelAdmin):
                 f"{len(moved)} contact(s) reassigned to {', '.join(names)}.",
                 messages.SUCCESS,
             )
-        self._report_refusals(request, "Not reassigned", refusals)
-
-    def _report_refusals(self, request: HttpRequest, heading: str, refusals: list[str]) -> None:
-        if not refusals:
-            return
-        shown = " ".join(refusals[:REFUSALS_SHOWN])
-        if len(refusals) > REFUSALS_SHOWN:
-            shown += f" And {len(refusals) - REFUSALS_SHOWN} more."
-        self.message_user(request, f"{heading}: {shown}", messages.ERROR)
+        report_refusals(self, request, "Not reassigned", refusals)

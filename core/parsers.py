@@ -1,4 +1,4 @@
-"""The API's one parser. Kept apart from crm.api: DRF imports it while loading its views."""
+"""The API's one parser. Kept apart from core.api: DRF imports it while loading its views."""
 
 import math
 from typing import Any

@@ -6,7 +6,8 @@ from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 from django.utils import timezone
 
-from leads.models import Contact, Lead
+from distribution.models import Contact
+from leads.models import Lead
 from tests.factories import (
     ContactFactory,
     LeadFactory,
@@ -18,7 +19,7 @@ from tests.factories import (
 pytestmark = pytest.mark.django_db
 
 LEADS = reverse("admin:leads_lead_changelist")
-CONTACTS = reverse("admin:leads_contact_changelist")
+CONTACTS = reverse("admin:distribution_contact_changelist")
 
 
 def lead_page(lead: Lead) -> str:
@@ -26,7 +27,7 @@ def lead_page(lead: Lead) -> str:
 
 
 def contact_page(contact: Contact) -> str:
-    return reverse("admin:leads_contact_change", args=[contact.pk])
+    return reverse("admin:distribution_contact_change", args=[contact.pk])
 
 
 def messages_of(response) -> list[str]:
@@ -220,8 +221,8 @@ def test_contact_page_is_read_only_and_explains_the_decision(admin_client):
 def test_contacts_cannot_be_added_or_deleted_in_the_admin(admin_client):
     contact = ContactFactory()
 
-    add = admin_client.get(reverse("admin:leads_contact_add"))
-    delete = admin_client.get(reverse("admin:leads_contact_delete", args=[contact.pk]))
+    add = admin_client.get(reverse("admin:distribution_contact_add"))
+    delete = admin_client.get(reverse("admin:distribution_contact_delete", args=[contact.pk]))
 
     assert (add.status_code, delete.status_code) == (403, 403)
 

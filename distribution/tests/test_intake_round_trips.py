@@ -7,11 +7,12 @@ import pytest
 from rest_framework import serializers
 from rest_framework.test import APIClient
 
-from distribution.models import Source
-from leads import services
+from distribution.api.serializers import ContactSerializer
+from distribution.models import Contact, Source
+from leads import queries
 from leads.identity import build_identity
-from leads.models import Contact, Lead
-from leads.serializers import ContactSerializer
+from leads.models import Lead
+from leads.services import find_or_create_lead
 from tests.factories import (
     ContactFactory,
     LeadFactory,
@@ -75,17 +76,17 @@ def test_round_robin_stores_the_credits_in_one_more_statement(bot, django_assert
 def test_a_lead_inserted_by_a_racing_request_is_found_on_the_next_match(monkeypatch):
     """The match saw no lead; before our insert, another request inserted it."""
     identity = build_identity(external_id="raced", phone="+79161234567")
-    insert_lead = services._insert_lead
+    insert_lead = queries.insert_lead
 
-    def racing_insert(identity):
+    def racing_insert(**values):
         LeadFactory(external_id=None, phone="+79161234567")
-        monkeypatch.setattr(services, "_insert_lead", insert_lead)
-        assert insert_lead(identity) is None  # ON CONFLICT: nothing written, no error
+        monkeypatch.setattr(queries, "insert_lead", insert_lead)
+        assert insert_lead(**values) is None  # ON CONFLICT: nothing written, no error
         return None
 
-    monkeypatch.setattr(services, "_insert_lead", racing_insert)
+    monkeypatch.setattr(queries, "insert_lead", racing_insert)
 
-    lead, conflicts = services.find_or_create_lead(identity=identity)
+    lead, conflicts = find_or_create_lead(identity=identity)
 
     winner = Lead.objects.get(phone="+79161234567")
     assert lead == winner

@@ -12,8 +12,6 @@ from collections.abc import Callable
 
 from django.http import HttpRequest, HttpResponse
 
-from distribution.models import SourceApiKey
-
 logger = logging.getLogger("crm.requests")
 
 
@@ -46,10 +44,7 @@ def request_line(request: HttpRequest, response: HttpResponse, duration_ms: floa
         "source": None,
         "contact": None,
     }
-    # DRF copies the authenticated key onto Django's request: a bot's source is known
-    # even when its request fails validation.
-    auth = getattr(request, "auth", None)
-    if isinstance(auth, SourceApiKey):
-        line["source"] = auth.source.code
+    # Authentication adds a bot's source as soon as it knows it, so the line names it
+    # even when the request then fails validation.
     line.update(getattr(request, "log_ids", {}))
     return line

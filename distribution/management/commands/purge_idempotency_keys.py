@@ -1,6 +1,6 @@
 from django.core.management.base import BaseCommand
 
-from leads.services import purge_idempotency_keys
+from distribution.contacts import purge_idempotency_keys
 
 
 class Command(BaseCommand):

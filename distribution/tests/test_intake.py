@@ -4,7 +4,8 @@ import pytest
 from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
-from leads.models import Contact, Lead
+from distribution.models import Contact
+from leads.models import Lead
 from tests.factories import (
     ContactFactory,
     OperatorFactory,

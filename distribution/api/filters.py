@@ -1,3 +1,6 @@
+"""Filters of the API's lists: leads by search, contacts by status, source, operator, lead
+and time."""
+
 import contextlib
 from datetime import UTC
 
@@ -5,8 +8,9 @@ import django_filters
 from django import forms
 from django.db.models import Q, QuerySet
 
+from distribution.models import Contact
 from leads.identity import normalise_phone
-from leads.models import Contact, Lead
+from leads.models import Lead
 
 
 class LeadFilter(django_filters.FilterSet):

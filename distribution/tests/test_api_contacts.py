@@ -4,9 +4,10 @@ import pytest
 from django.utils import timezone
 from rest_framework.test import APIClient
 
-from leads import services
-from leads.models import Contact, Lead
-from leads.serializers import ContactSerializer
+from distribution import contacts
+from distribution.api.serializers import ContactSerializer
+from distribution.models import Contact
+from leads.models import Lead
 from tests.factories import (
     ContactFactory,
     LeadFactory,
@@ -230,9 +231,9 @@ def test_the_answer_to_a_close_or_reassign_needs_no_query_after_the_commit(
     contact = Contact.objects.get(pk=ContactFactory(source=source, open=True, operator=first).pk)
 
     if flow == "close":
-        changed = services.close_contact(contact=contact)
+        changed = contacts.close_contact(contact=contact)
     else:
-        changed = services.reassign_contact(contact=contact)
+        changed = contacts.reassign_contact(contact=contact)
 
     with django_assert_num_queries(0):
         answer = ContactSerializer(changed).data

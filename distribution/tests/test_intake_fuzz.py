@@ -12,7 +12,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from leads.models import Contact
+from distribution.models import Contact
 from tests.factories import OperatorFactory, OperatorSourceWeightFactory, SourceFactory
 
 FUZZ = settings(

@@ -1,8 +1,4 @@
-"""The admin for bots' API keys: a key is shown once, when it is created, and can be revoked.
-
-Imported at the end of distribution/admin.py so SourceAdmin (for the source
-autocomplete) is registered first.
-"""
+"""The admin for bots' API keys: a key is shown once, when it is created, and can be revoked."""
 
 from django.contrib import admin, messages
 from django.db.models import QuerySet
@@ -11,7 +7,7 @@ from django.http import HttpRequest
 from django.utils.html import format_html
 
 from distribution.models import SourceApiKey
-from distribution.services import create_source_key, revoke_source_key
+from distribution.sources import create_source_key, revoke_source_key
 
 
 @admin.register(SourceApiKey)

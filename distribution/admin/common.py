@@ -1,0 +1,67 @@
+"""What the admin's pages share: the stylesheet, load bars, status badges, refusals."""
+
+from django.contrib import admin, messages
+from django.forms import BaseInlineFormSet
+from django.http import HttpRequest
+from django.utils.html import format_html
+from django.utils.safestring import SafeString
+
+from distribution.eligibility import OperatorState, is_at_limit
+from distribution.models import Contact
+
+ADMIN_CSS = {"all": ["distribution/admin.css"]}
+# A refused action lists this many reasons, then how many more there were.
+REFUSALS_SHOWN = 10
+
+
+def load_bar(state: OperatorState) -> SafeString:
+    """Load as "open / limit" and a small bar: green with room, amber near the limit, red at it."""
+    load, limit = state.load, state.limit
+    full = is_at_limit(load, limit)
+    filled = 100 if full else round(100 * load / limit)
+    level = "full" if full else "high" if filled >= 80 else "ok"
+    return format_html(
+        '<span class="load load-{}" title="{} open of {} allowed">'
+        '<span class="load-text">{} / {}</span>'
+        '<span class="load-track"><span class="load-fill" style="width: {}%"></span></span>'
+        "</span>",
+        level,
+        load,
+        limit,
+        load,
+        limit,
+        filled,
+    )
+
+
+def status_badge(contact: Contact) -> SafeString:
+    return format_html(
+        '<span class="status status-{}">{}</span>', contact.status, contact.get_status_display()
+    )
+
+
+def submitted_weights(formset: BaseInlineFormSet, other_side: str) -> dict[int, int]:
+    """{id of `other_side`: weight} as the inline rows stand after this POST.
+
+    The formset itself saves nothing (`commit=False` only fills what the admin's
+    change message reads); the caller hands the whole list to a service.
+    """
+    formset.save(commit=False)
+    weights = {}
+    for form in formset.forms:
+        if not form.cleaned_data or form in formset.deleted_forms:
+            continue
+        weights[form.cleaned_data[other_side].pk] = form.cleaned_data["weight"]
+    return weights
+
+
+def report_refusals(
+    model_admin: admin.ModelAdmin, request: HttpRequest, heading: str, refusals: list[str]
+) -> None:
+    """One error message listing what an action refused, and why."""
+    if not refusals:
+        return
+    shown = " ".join(refusals[:REFUSALS_SHOWN])
+    if len(refusals) > REFUSALS_SHOWN:
+        shown += f" And {len(refusals) - REFUSALS_SHOWN} more."
+    model_admin.message_user(request, f"{heading}: {shown}", messages.ERROR)

@@ -1,0 +1,159 @@
+"""The admin for operators: load, sources and weights, activation."""
+
+from collections.abc import Sequence
+
+from django.contrib import admin, messages
+from django.db.models import Prefetch, QuerySet
+from django.forms import BaseInlineFormSet, ModelForm
+from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
+from django.urls import reverse
+from django.utils.html import format_html, format_html_join
+from django.utils.safestring import SafeString
+
+from core.errors import Conflict
+from distribution.admin.common import ADMIN_CSS, load_bar, submitted_weights
+from distribution.eligibility import state_of
+from distribution.models import Contact, Operator, OperatorSourceWeight
+from distribution.operators import (
+    create_operator,
+    delete_operator,
+    set_operator_weights,
+    update_operator,
+)
+
+# How many of an operator's sources the list shows before "and N more".
+SOURCES_SHOWN = 4
+
+
+class AtLimitFilter(admin.SimpleListFilter):
+    title = "load"
+    parameter_name = "load"
+
+    def lookups(self, request: HttpRequest, model_admin: admin.ModelAdmin) -> list:
+        return [("full", "At the limit"), ("room", "Has room")]
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet) -> QuerySet:
+        # `load` is annotated by OperatorAdmin.get_queryset.
+        if self.value() in ("full", "room"):
+            return queryset.at_limit(self.value() == "full")
+        return queryset
+
+
+class OperatorWeightInline(admin.TabularInline):
+    model = OperatorSourceWeight
+    fk_name = "operator"
+    fields = ("source", "weight")
+    autocomplete_fields = ("source",)
+    extra = 1
+    verbose_name = "source"
+    verbose_name_plural = "Sources and weights"
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet:
+        return super().get_queryset(request).select_related("source")
+
+
+@admin.register(Operator)
+class OperatorAdmin(admin.ModelAdmin):
+    list_display = ("name", "is_active", "load", "sources_and_weights")
+    list_display_links = ("name",)
+    list_filter = ("is_active", AtLimitFilter, ("weights__source", admin.RelatedFieldListFilter))
+    search_fields = ("name",)
+    readonly_fields = ("load", "created_at")
+    fields = ("name", "is_active", "max_open_contacts", "load", "created_at")
+    list_select_related = False  # an operator has no foreign keys; weights are prefetched
+    inlines = [OperatorWeightInline]
+    actions = ["activate", "deactivate"]
+    list_per_page = 50
+
+    class Media:
+        css = ADMIN_CSS
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet:
+        weights = OperatorSourceWeight.objects.select_related("source").order_by("source__code")
+        return (
+            super()
+            .get_queryset(request)
+            .with_load()
+            .prefetch_related(Prefetch("weights", queryset=weights))
+        )
+
+    @admin.display(description="Open / limit", ordering="load")
+    def load(self, operator: Operator) -> SafeString:
+        if operator.pk is None:
+            return format_html("{}", "—")
+        return load_bar(state_of(operator))
+
+    @admin.display(description="Sources (weight)")
+    def sources_and_weights(self, operator: Operator) -> SafeString:
+        weights = list(operator.weights.all())
+        shown = format_html_join(
+            " ",
+            '<span class="weight-chip">{} <b>&times;{}</b></span>',
+            ((weight.source.code, weight.weight) for weight in weights[:SOURCES_SHOWN]),
+        )
+        if len(weights) > SOURCES_SHOWN:
+            return format_html("{} and {} more", shown, len(weights) - SOURCES_SHOWN)
+        return shown or format_html('<span class="quiet">{}</span>', "no source")
+
+    def save_model(
+        self, request: HttpRequest, obj: Operator, form: ModelForm, change: bool
+    ) -> None:
+        fields = {name: getattr(obj, name) for name in ("name", "is_active", "max_open_contacts")}
+        if change:
+            update_operator(operator=obj, **fields)
+        else:
+            created = create_operator(**fields)
+            obj.pk, obj.created_at = created.pk, created.created_at
+
+    def save_formset(
+        self, request: HttpRequest, form: ModelForm, formset: BaseInlineFormSet, change: bool
+    ) -> None:
+        if formset.model is not OperatorSourceWeight:
+            super().save_formset(request, form, formset, change)
+            return
+        weights = submitted_weights(formset, "source")
+        set_operator_weights(operator=formset.instance, weights=weights)
+
+    def get_actions(self, request: HttpRequest) -> dict:
+        # An operator with open contacts cannot go; delete_view says why, one at a time.
+        actions = super().get_actions(request)
+        actions.pop("delete_selected", None)
+        return actions
+
+    def delete_model(self, request: HttpRequest, obj: Operator) -> None:
+        delete_operator(operator=obj)
+
+    def delete_view(
+        self, request: HttpRequest, object_id: str, extra_context: dict | None = None
+    ) -> HttpResponse:
+        try:
+            return super().delete_view(request, object_id, extra_context)
+        except Conflict as refusal:
+            self.message_user(request, str(refusal), messages.ERROR)
+            return HttpResponseRedirect(
+                reverse("admin:distribution_operator_change", args=[object_id])
+            )
+
+    @admin.action(description="Activate selected operators", permissions=["change"])
+    def activate(self, request: HttpRequest, queryset: QuerySet) -> None:
+        self._set_active(request, queryset.filter(is_active=False), active=True)
+
+    @admin.action(description="Deactivate selected operators", permissions=["change"])
+    def deactivate(self, request: HttpRequest, queryset: QuerySet) -> None:
+        self._set_active(request, queryset.filter(is_active=True), active=False)
+
+    def _set_active(self, request: HttpRequest, queryset: QuerySet, *, active: bool) -> None:
+        operators = list(queryset.order_by("id"))
+        ids = [operator.pk for operator in operators]
+        open_before = _open_count(ids)
+        for operator in operators:
+            update_operator(operator=operator, is_active=active)
+        verb = "activated" if active else "deactivated"
+        message = f"{len(operators)} operator(s) {verb}."
+        if taken := _open_count(ids) - open_before:
+            message += f" {taken} waiting contact(s) were assigned to them."
+        self.message_user(request, message, messages.SUCCESS)
+
+
+def _open_count(operator_ids: Sequence[int]) -> int:
+    return Contact.objects.filter(operator_id__in=operator_ids, status=Contact.Status.OPEN).count()

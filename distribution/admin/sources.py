@@ -1,0 +1,204 @@
+"""The admin for sources: operators and weights inline, warnings, a preview of the next
+contacts, and the distribution page."""
+
+from django.contrib import admin, messages
+from django.db.models import Count, OuterRef, Prefetch, QuerySet, Subquery, Sum
+from django.db.models.functions import Coalesce
+from django.forms import BaseInlineFormSet, ModelForm
+from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
+from django.template.response import TemplateResponse
+from django.urls import URLPattern, path, reverse
+from django.utils.html import format_html, format_html_join
+from django.utils.safestring import SafeString
+
+from core.errors import Conflict
+from distribution.admin import distribution_page
+from distribution.admin.common import ADMIN_CSS, load_bar, submitted_weights
+from distribution.eligibility import state_of
+from distribution.models import Contact, OperatorSourceWeight, Source
+from distribution.preview import preview_next_contacts, source_operators, source_warnings
+from distribution.sources import create_source, delete_source, set_source_weights, update_source
+
+
+class SourceWeightInline(admin.TabularInline):
+    model = OperatorSourceWeight
+    fk_name = "source"
+    fields = ("operator", "weight", "operator_load", "target_share")
+    readonly_fields = ("operator_load", "target_share")
+    autocomplete_fields = ("operator",)
+    extra = 1
+    verbose_name = "operator"
+    verbose_name_plural = "Operators and weights"
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet:
+        active_weight = (
+            OperatorSourceWeight.objects.filter(
+                source_id=OuterRef("source_id"), operator__is_active=True
+            )
+            .order_by()
+            .values("source_id")
+            .annotate(total=Sum("weight"))
+            .values("total")
+        )
+        return (
+            super()
+            .get_queryset(request)
+            .select_related("operator")
+            .with_load()
+            .annotate(active_weight=Coalesce(Subquery(active_weight), 0))
+        )
+
+    @admin.display(description="Open / limit")
+    def operator_load(self, weight: OperatorSourceWeight) -> SafeString:
+        if weight.pk is None:
+            return format_html("{}", "—")
+        return load_bar(state_of(weight.operator, load=weight.load))
+
+    @admin.display(description="Target share")
+    def target_share(self, weight: OperatorSourceWeight) -> SafeString:
+        """weight / sum of the active operators' weights here, as in the report."""
+        if weight.pk is None:
+            return format_html("{}", "—")
+        if not weight.operator.is_active:
+            return format_html('<span class="quiet">{}</span>', "0% (inactive)")
+        return format_html("{}%", f"{100 * weight.weight / weight.active_weight:.1f}")
+
+
+@admin.register(Source)
+class SourceAdmin(admin.ModelAdmin):
+    list_display = ("code", "name", "strategy", "is_active", "operators", "waiting", "health")
+    list_filter = ("is_active", "strategy")
+    search_fields = ("code", "name")
+    readonly_fields = ("created_at",)
+    fields = ("code", "name", "strategy", "is_active", "created_at")
+    list_select_related = False  # a source has no foreign keys; weights are prefetched
+    inlines = [SourceWeightInline]
+    list_per_page = 50
+    change_form_template = "admin/distribution/source/change_form.html"
+
+    class Media:
+        css = ADMIN_CSS
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet:
+        waiting = (
+            Contact.objects.filter(source_id=OuterRef("pk"), status=Contact.Status.WAITING)
+            .order_by()
+            .values("source_id")
+            .annotate(count=Count("pk"))
+            .values("count")
+        )
+        weights = (
+            OperatorSourceWeight.objects.select_related("operator")
+            .with_load()
+            .order_by("operator_id")
+        )
+        return (
+            super()
+            .get_queryset(request)
+            .annotate(waiting_count=Coalesce(Subquery(waiting), 0))
+            .prefetch_related(Prefetch("weights", queryset=weights))
+        )
+
+    @admin.display(description="Operators (weight)")
+    def operators(self, source: Source) -> SafeString:
+        return format_html_join(
+            " ",
+            '<span class="weight-chip{}">{} <b>&times;{}</b></span>',
+            (
+                ("" if weight.operator.is_active else " inactive", weight.operator, weight.weight)
+                for weight in source.weights.all()
+            ),
+        )
+
+    @admin.display(description="Waiting", ordering="waiting_count")
+    def waiting(self, source: Source) -> int:
+        return source.waiting_count
+
+    @admin.display(description="Warnings")
+    def health(self, source: Source) -> SafeString:
+        operators = [
+            state_of(weight.operator, load=weight.load, weight=weight.weight)
+            for weight in source.weights.all()
+        ]
+        warnings = source_warnings(is_active=source.is_active, operators=operators)
+        return format_html_join(
+            "", '<span class="warning-text">{}</span>', ((w,) for w in warnings)
+        )
+
+    def save_model(self, request: HttpRequest, obj: Source, form: ModelForm, change: bool) -> None:
+        fields = {
+            "code": obj.code,
+            "name": obj.name,
+            "is_active": obj.is_active,
+            "strategy": obj.strategy,
+        }
+        if change:
+            update_source(source=obj, **fields)
+        else:
+            created = create_source(**fields)
+            obj.pk, obj.created_at = created.pk, created.created_at
+
+    def save_formset(
+        self, request: HttpRequest, form: ModelForm, formset: BaseInlineFormSet, change: bool
+    ) -> None:
+        if formset.model is not OperatorSourceWeight:
+            super().save_formset(request, form, formset, change)
+            return
+        weights = submitted_weights(formset, "operator")
+        set_source_weights(source=formset.instance, weights=weights)
+
+    def get_actions(self, request: HttpRequest) -> dict:
+        # Only a source without contacts may go (see has_delete_permission), one at a time.
+        actions = super().get_actions(request)
+        actions.pop("delete_selected", None)
+        return actions
+
+    def has_delete_permission(self, request: HttpRequest, obj: Source | None = None) -> bool:
+        # Contacts protect their source: rather than list a million of them on the
+        # confirmation page, offer no delete at all (deactivate the source instead).
+        if obj is not None and obj.contacts.exists():
+            return False
+        return super().has_delete_permission(request, obj)
+
+    def delete_model(self, request: HttpRequest, obj: Source) -> None:
+        delete_source(source=obj)
+
+    def delete_view(
+        self, request: HttpRequest, object_id: str, extra_context: dict | None = None
+    ) -> HttpResponse:
+        try:
+            return super().delete_view(request, object_id, extra_context)
+        except Conflict as refusal:
+            self.message_user(request, str(refusal), messages.ERROR)
+            return HttpResponseRedirect(
+                reverse("admin:distribution_source_change", args=[object_id])
+            )
+
+    def change_view(
+        self,
+        request: HttpRequest,
+        object_id: str,
+        form_url: str = "",
+        extra_context: dict | None = None,
+    ) -> HttpResponse:
+        """The change form, with the source's warnings and a preview of its next contacts."""
+        source = self.get_object(request, object_id)
+        context = dict(extra_context or {})
+        if source is not None:
+            context["source_warnings"] = source_warnings(
+                is_active=source.is_active, operators=source_operators(source)
+            )
+            context["preview"] = preview_next_contacts(source=source)
+        return super().change_view(request, object_id, form_url, context)
+
+    def get_urls(self) -> list[URLPattern]:
+        report = path(
+            "distribution/",
+            self.admin_site.admin_view(self.distribution_view),
+            name="distribution_report",
+        )
+        # Before the default patterns, whose catch-all would take "distribution/".
+        return [report, *super().get_urls()]
+
+    def distribution_view(self, request: HttpRequest) -> TemplateResponse:
+        return distribution_page.distribution_view(self, request)

@@ -1,0 +1,280 @@
+"""The API's viewsets: scope what a caller sees, validate, call a flow, answer."""
+
+from django.db.models import Prefetch, QuerySet
+from drf_spectacular.utils import (
+    OpenApiExample,
+    OpenApiParameter,
+    OpenApiResponse,
+    extend_schema,
+    extend_schema_view,
+)
+from rest_framework import mixins, status, viewsets
+from rest_framework.decorators import action
+from rest_framework.permissions import BasePermission
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.serializers import Serializer
+from rest_framework.views import APIView
+
+from core.api import THROTTLED, error_response
+from core.middleware import log_ids
+from distribution import contacts, operators, sources
+from distribution.api.authentication import IsStaffOrSourceBot, NamesOwnSource, bot_source
+from distribution.api.filters import ContactFilter, LeadFilter
+from distribution.api.serializers import (
+    ContactCreateSerializer,
+    ContactReassignSerializer,
+    ContactSerializer,
+    DistributionReportSerializer,
+    LeadDetailSerializer,
+    LeadSerializer,
+    OperatorSerializer,
+    PeriodSerializer,
+    SourceOperatorSerializer,
+    SourceSerializer,
+    WeightInputSerializer,
+)
+from distribution.models import Contact, Operator, OperatorSourceWeight, Source
+from distribution.reports import distribution_report
+from leads.models import Lead
+
+
+class LeadViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
+    """Leads; one lead shows its contacts from every source."""
+
+    filterset_class = LeadFilter
+
+    def get_queryset(self) -> QuerySet[Lead]:
+        if self.action != "retrieve":
+            return Lead.objects.all()
+        with_operators = Contact.objects.select_related("source", "operator")
+        return Lead.objects.prefetch_related(Prefetch("contacts", queryset=with_operators))
+
+    def get_serializer_class(self) -> type[Serializer]:
+        return LeadDetailSerializer if self.action == "retrieve" else LeadSerializer
+
+
+@extend_schema_view(
+    list=extend_schema(responses={200: ContactSerializer(many=True), 429: THROTTLED}),
+    retrieve=extend_schema(responses={200: ContactSerializer, 429: THROTTLED}),
+)
+class ContactViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
+    """Contacts: the bots' intake, reading them back, closing and reassigning."""
+
+    serializer_class = ContactSerializer
+    filterset_class = ContactFilter
+    # A bot sends contacts and reads its own source's back; the rest is staff's.
+    bot_actions = ("create", "list", "retrieve")
+
+    def get_permissions(self) -> list[BasePermission]:
+        if self.action in self.bot_actions:
+            return [IsStaffOrSourceBot(), NamesOwnSource()]
+        return super().get_permissions()
+
+    def get_queryset(self) -> QuerySet[Contact]:
+        rows = Contact.objects.select_related("lead", "source", "operator")
+        source = bot_source(self.request)
+        return rows if source is None else rows.filter(source=source)
+
+    @extend_schema(
+        request=ContactCreateSerializer,
+        parameters=[
+            OpenApiParameter(
+                "Idempotency-Key",
+                location=OpenApiParameter.HEADER,
+                required=False,
+                description=(
+                    "Up to 255 printable characters, unique per source: a retry with the "
+                    "same key and body returns the first contact (200); the same key with "
+                    "another body is a 409. Remembered for IDEMPOTENCY_KEY_TTL_HOURS."
+                ),
+            )
+        ],
+        responses={
+            201: ContactSerializer,
+            200: OpenApiResponse(ContactSerializer, description="A retry: the first contact."),
+            409: error_response("The idempotency key was used for a different request."),
+            429: THROTTLED,
+        },
+        examples=[
+            OpenApiExample(
+                "From a bot",
+                request_only=True,
+                value={
+                    "source": "telegram",
+                    "lead": {"external_id": "tg-1001", "phone": "+79161234567", "name": "Anna"},
+                    "payload": {"text": "Hello, how much is delivery?"},
+                },
+            )
+        ],
+    )
+    def create(self, request: Request) -> Response:
+        serializer = ContactCreateSerializer(
+            data=request.data,
+            context={
+                "bot_source": bot_source(request),
+                "idempotency_key": request.headers.get("Idempotency-Key"),
+            },
+        )
+        serializer.is_valid(raise_exception=True)
+        data = serializer.validated_data
+        if data["idempotency_key"] is None:
+            created = True
+            contact = contacts.register_contact(
+                source=data["source"], identity=data["lead"], payload=data["payload"]
+            )
+        else:
+            contact, created = contacts.register_contact_once(
+                source=data["source"],
+                key=data["idempotency_key"],
+                identity=data["lead"],
+                payload=data["payload"],
+            )
+        log_ids(request, source=contact.source.code, contact=contact.pk)
+        answer = status.HTTP_201_CREATED if created else status.HTTP_200_OK
+        return Response(ContactSerializer(contact).data, status=answer)
+
+    @extend_schema(
+        request=None,
+        responses={200: ContactSerializer, 409: error_response("Already closed.")},
+    )
+    @action(detail=True, methods=["post"])
+    def close(self, request: Request, pk: str) -> Response:
+        contact = contacts.close_contact(contact=self.get_object())
+        return Response(ContactSerializer(contact).data)
+
+    @extend_schema(
+        request=ContactReassignSerializer,
+        responses={
+            200: ContactSerializer,
+            409: error_response("The operator cannot take it, and why; or nobody else can."),
+        },
+    )
+    @action(detail=True, methods=["post"])
+    def reassign(self, request: Request, pk: str) -> Response:
+        contact = self.get_object()
+        serializer = ContactReassignSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        contact = contacts.reassign_contact(
+            contact=contact, operator=serializer.validated_data.get("operator")
+        )
+        return Response(ContactSerializer(contact).data)
+
+
+class OperatorViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
+    """Operators with their load and sources. Changes go through the services, so a
+    raised limit or a reactivation hands out waiting contacts at once."""
+
+    serializer_class = OperatorSerializer
+
+    def get_queryset(self) -> QuerySet[Operator]:
+        weights = OperatorSourceWeight.objects.select_related("source").order_by("source__code")
+        return Operator.objects.with_load().prefetch_related(Prefetch("weights", queryset=weights))
+
+    def create(self, request: Request) -> Response:
+        serializer = self.get_serializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        operator = operators.create_operator(**serializer.validated_data)
+        return Response(self._read(operator), status=status.HTTP_201_CREATED)
+
+    def update(self, request: Request, pk: str, partial: bool = False) -> Response:
+        operator = self.get_object()
+        serializer = self.get_serializer(operator, data=request.data, partial=partial)
+        serializer.is_valid(raise_exception=True)
+        operator = operators.update_operator(operator=operator, **serializer.validated_data)
+        return Response(self._read(operator))
+
+    def partial_update(self, request: Request, pk: str) -> Response:
+        return self.update(request, pk, partial=True)
+
+    @extend_schema(
+        responses={
+            204: None,
+            409: error_response("The operator still has open contacts."),
+        }
+    )
+    def destroy(self, request: Request, pk: str) -> Response:
+        operators.delete_operator(operator=self.get_object())
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+    def _read(self, operator: Operator) -> dict:
+        """The operator as a list shows it, load and sources included."""
+        return self.get_serializer(self.get_queryset().get(pk=operator.pk)).data
+
+
+class SourceViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
+    """Sources (the bots' channels) with their operators' weights."""
+
+    serializer_class = SourceSerializer
+
+    def get_queryset(self) -> QuerySet[Source]:
+        weights = OperatorSourceWeight.objects.select_related("operator").order_by("operator_id")
+        return Source.objects.prefetch_related(Prefetch("weights", queryset=weights))
+
+    @extend_schema(responses={201: SourceSerializer, 409: error_response("The code is taken.")})
+    def create(self, request: Request) -> Response:
+        serializer = self.get_serializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        source = sources.create_source(**serializer.validated_data)
+        return Response(self._read(source), status=status.HTTP_201_CREATED)
+
+    @extend_schema(responses={200: SourceSerializer, 409: error_response("The code is taken.")})
+    def update(self, request: Request, pk: str, partial: bool = False) -> Response:
+        source = self.get_object()
+        serializer = self.get_serializer(source, data=request.data, partial=partial)
+        serializer.is_valid(raise_exception=True)
+        source = sources.update_source(source=source, **serializer.validated_data)
+        return Response(self._read(source))
+
+    @extend_schema(responses={200: SourceSerializer, 409: error_response("The code is taken.")})
+    def partial_update(self, request: Request, pk: str) -> Response:
+        return self.update(request, pk, partial=True)
+
+    @extend_schema(
+        responses={204: None, 409: error_response("The source has contacts: deactivate it.")}
+    )
+    def destroy(self, request: Request, pk: str) -> Response:
+        sources.delete_source(source=self.get_object())
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+    @extend_schema(methods=["GET"], responses=SourceOperatorSerializer(many=True))
+    @extend_schema(
+        methods=["PUT"],
+        request=WeightInputSerializer(many=True),
+        responses={
+            200: SourceOperatorSerializer(many=True),
+            409: error_response("An operator was deleted meanwhile."),
+        },
+    )
+    # The whole weight list, read and replaced as one: not a page of a list.
+    @action(detail=True, methods=["get", "put"], pagination_class=None)
+    def operators(self, request: Request, pk: str) -> Response:
+        source = self.get_object()
+        if request.method == "GET":
+            return Response(SourceOperatorSerializer(source.weights.all(), many=True).data)
+        serializer = WeightInputSerializer(data=request.data, many=True)
+        serializer.is_valid(raise_exception=True)
+        weights = {row["operator"]: row["weight"] for row in serializer.validated_data}
+        rows = sources.set_source_weights(source=source, weights=weights)
+        return Response(SourceOperatorSerializer(rows, many=True).data)
+
+    def _read(self, source: Source) -> dict:
+        return self.get_serializer(self.get_queryset().get(pk=source.pk)).data
+
+
+class DistributionStatsView(APIView):
+    """Per source and operator: weight, target share, assigned and actual share over a
+    period, open load and limit; the waiting count per source."""
+
+    @extend_schema(parameters=[PeriodSerializer], responses=DistributionReportSerializer)
+    def get(self, request: Request) -> Response:
+        period = PeriodSerializer(data=request.query_params)
+        period.is_valid(raise_exception=True)
+        since = period.validated_data.get("since")
+        until = period.validated_data.get("until")
+        report = {
+            "since": since,
+            "until": until,
+            "sources": distribution_report(since=since, until=until),
+        }
+        return Response(DistributionReportSerializer(report).data)

@@ -1,0 +1,185 @@
+"""Contact flows: intake, closing and reassigning, and the intake's idempotency keys.
+
+Who gets a contact is the engine's to say; these flows own the transactions around it.
+"""
+
+import hashlib
+import json
+from dataclasses import asdict
+from typing import Any
+
+from django.conf import settings
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+
+from core.errors import Conflict
+from distribution import eligibility, queries
+from distribution.engine import (
+    Assignment,
+    choose_operator,
+    drain_waiting_for_operator,
+    give,
+    lock_operators,
+)
+from distribution.models import Contact, IdempotencyKey, Operator, Source
+from leads.identity import LeadIdentity
+from leads.services import find_or_create_lead
+
+
+@transaction.atomic
+def register_contact(
+    *, source: Source, identity: LeadIdentity, payload: dict[str, Any] | None = None
+) -> Contact:
+    """Store a contact from `source` and hand it to an operator, in one transaction.
+
+    1. Find the lead by external_id, then phone, then email, or create it.
+    2. Ask the engine for an operator (locks the source's operators until commit).
+    3. Insert the contact `open` with that operator, or `waiting` with none.
+    """
+    lead, conflicts = find_or_create_lead(identity=identity)
+    assignment = choose_operator(source=source)
+    now = timezone.now()
+    contact = Contact(
+        lead=lead,
+        source=source,
+        operator=assignment.operator,
+        status=Contact.Status.OPEN if assignment.operator else Contact.Status.WAITING,
+        payload=payload or {},
+        decision=assignment.decision.as_json(),
+        lead_conflicts=conflicts,
+        created_at=now,
+        assigned_at=now if assignment.operator else None,
+    )
+    queries.insert_contact(contact)
+    return contact
+
+
+def close_contact(*, contact: Contact) -> Contact:
+    """Close a waiting or open contact; an operator's freed place goes to the queue at once."""
+    with transaction.atomic():
+        # A conditional update, so two concurrent closes cannot both succeed.
+        closed = Contact.objects.filter(
+            pk=contact.pk, status__in=[Contact.Status.WAITING, Contact.Status.OPEN]
+        ).update(status=Contact.Status.CLOSED, closed_at=timezone.now())
+        if not closed:
+            raise Conflict("This contact is already closed.")
+        # Read back with everything the answer shows, before the commit: a query after
+        # it could fail (the database going away) and answer an error for a close
+        # that was stored.
+        contact = Contact.objects.select_related("lead", "source", "operator").get(pk=contact.pk)
+        if contact.operator_id is not None:
+            drain_waiting_for_operator(operator_id=contact.operator_id, trigger="contact_closed")
+    return contact
+
+
+@transaction.atomic
+def reassign_contact(*, contact: Contact, operator: Operator | None = None) -> Contact:
+    """Move a waiting or open contact to `operator`, or to whoever the source's rule picks.
+
+    Raises Conflict with the reason when the named operator cannot take it (inactive,
+    not on the source, at the limit) or, with no operator named, when nobody else can.
+    The previous operator's freed place then goes to the waiting queue.
+    """
+    # The lead too, so the answer needs no query after the commit (see close_contact).
+    contact = (
+        Contact.objects.select_for_update(of=("self",))
+        .select_related("source", "lead")
+        .get(pk=contact.pk)
+    )
+    if contact.status == Contact.Status.CLOSED:
+        raise Conflict("A closed contact cannot be reassigned.")
+    previous_operator_id = contact.operator_id
+    # Every operator this may touch, locked up front: the engine's order.
+    lock_operators(
+        operator_ids=[previous_operator_id, operator and operator.pk], source=contact.source
+    )
+    if operator is None:
+        assignment = choose_operator(
+            source=contact.source, exclude_operator_id=previous_operator_id
+        )
+        if assignment.operator is None:
+            raise Conflict("No other operator on this source is active and under the limit.")
+    else:
+        assignment = _named_operator(contact, operator)
+    give(contact, assignment)
+    if previous_operator_id is not None:
+        drain_waiting_for_operator(operator_id=previous_operator_id, trigger="contact_reassigned")
+    return contact
+
+
+def _named_operator(contact: Contact, operator: Operator) -> Assignment:
+    """The assignment to the operator staff named, or Conflict saying why it cannot be."""
+    states = queries.operator_states(source_id=contact.source_id, operator_ids=[operator.pk])
+    if not states:
+        raise Operator.DoesNotExist  # deleted since the request named it: a 404
+    [state] = states
+    reason = eligibility.left_out_reason(state, exclude_operator_id=contact.operator_id)
+    if reason is not None:
+        raise Conflict(eligibility.explain(reason, state, source_code=contact.source.code))
+    return Assignment(
+        operator=queries.operator_of(state), decision=eligibility.manual_decision(state)
+    )
+
+
+def register_contact_once(
+    *,
+    source: Source,
+    key: str,
+    identity: LeadIdentity,
+    payload: dict[str, Any] | None = None,
+) -> tuple[Contact, bool]:
+    """register_contact for a request with an idempotency key, unique per source: the
+    contact, and whether this call created it.
+
+    1. A live key of this source is stored: return its contact if the request is the
+       same (a retry), raise Conflict if it is not.
+    2. Otherwise register the contact and store the key in one transaction. A concurrent
+       request with the key waits on the key's unique index until this one commits, then
+       fails there, rolls its own contact back and returns this one's (step 1).
+    """
+    fingerprint = _fingerprint(source, identity, payload or {})
+    stored = _live_key(source=source, key=key)
+    if stored is None:
+        try:
+            with transaction.atomic():
+                contact = register_contact(source=source, identity=identity, payload=payload)
+                IdempotencyKey.objects.create(
+                    source=source, key=key, fingerprint=fingerprint, contact=contact
+                )
+            return contact, True
+        except IntegrityError:
+            stored = _live_key(source=source, key=key)
+            if stored is None:
+                raise
+    if stored.fingerprint != fingerprint:
+        raise Conflict("This idempotency key was already used for a different request.")
+    return stored.contact, False
+
+
+def _fingerprint(source: Source, identity: LeadIdentity, payload: dict[str, Any]) -> str:
+    """The request as validated (identifiers normalised), so spelling a phone another
+    way in a retry is still the same request."""
+    request = {"source": source.code, "lead": asdict(identity), "payload": payload}
+    return hashlib.sha256(json.dumps(request, sort_keys=True).encode()).hexdigest()
+
+
+def _live_key(*, source: Source, key: str) -> IdempotencyKey | None:
+    stored = (
+        IdempotencyKey.objects.select_related(
+            "contact__lead", "contact__source", "contact__operator"
+        )
+        .filter(source=source, key=key)
+        .first()
+    )
+    if stored is not None and stored.created_at < timezone.now() - settings.IDEMPOTENCY_KEY_TTL:
+        # Expired: forgotten now, so the unique index lets the key be stored again.
+        IdempotencyKey.objects.filter(pk=stored.pk).delete()
+        return None
+    return stored
+
+
+def purge_idempotency_keys() -> int:
+    """Delete the keys older than IDEMPOTENCY_KEY_TTL (for cron); how many went."""
+    cutoff = timezone.now() - settings.IDEMPOTENCY_KEY_TTL
+    deleted, _ = IdempotencyKey.objects.filter(created_at__lt=cutoff).delete()
+    return deleted
