@@ -17,7 +17,11 @@ from django.db.models import Count, F, Q
 from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
+from core.errors import Conflict
+from distribution import contacts
 from distribution.models import Contact, Operator, Source
+from distribution.sources import set_source_weights
+from leads.identity import build_identity
 from leads.models import Lead
 from tests.factories import (
     OperatorFactory,
@@ -195,3 +199,75 @@ def test_concurrent_closes_of_one_contact_succeed_once(token):
     statuses = run_at_once([close_contact(token, contact.pk) for _ in range(THREADS)])
 
     assert Counter(statuses) == {200: 1, 409: THREADS - 1}
+
+
+def flow(call: Callable[[], object]) -> Callable[[], str]:
+    """A flow run in a worker thread: "ok", "refused" (a Conflict, expected when the
+    state moved on), or the unexpected error, deadlocks included."""
+
+    def task() -> str:
+        try:
+            call()
+        except Conflict:
+            return "refused"
+        except Exception as error:  # every other error fails the test, deadlocks too
+            return f"{type(error).__name__}: {error}"
+        return "ok"
+
+    return task
+
+
+def test_flows_sharing_operators_take_locks_in_one_order_and_never_deadlock():
+    """Intake, reassignment (by rule and to a named operator), weight changes and closes
+    on sources that share operators, all at once. Each locks several operators; were
+    any flow to lock them in another order than the others, two of them would wait on
+    each other and PostgreSQL would break the circle by failing one."""
+    sources = shared_operator_setup()
+    Operator.objects.update(max_open_contacts=4)
+    operator_ids = list(Operator.objects.values_list("id", flat=True))
+    for n in range(24):
+        contacts.register_contact(
+            source=sources[n % 4], identity=build_identity(external_id=f"seed-{n}")
+        )
+    open_ids = list(Contact.objects.filter(status=Contact.Status.OPEN).values_list("id", flat=True))
+    layouts = {
+        source.pk: list(source.weights.values_list("operator_id", flat=True)) for source in sources
+    }
+    rng = random.Random(11)
+
+    def intake(n: int) -> Callable[[], object]:
+        source, identity = rng.choice(sources), build_identity(external_id=f"lead-{n % 30}")
+        return lambda: contacts.register_contact(source=source, identity=identity)
+
+    def reassign(contact_id: int, to: int | None) -> Callable[[], object]:
+        operator = None if to is None else Operator(pk=to)
+        return lambda: contacts.reassign_contact(contact=Contact(pk=contact_id), operator=operator)
+
+    def reweigh(source: Source) -> Callable[[], object]:
+        chosen = set(rng.sample(layouts[source.pk], 2)) | {rng.choice(operator_ids)}
+        weights = {operator_id: rng.randint(1, 5) for operator_id in chosen}
+        return lambda: set_source_weights(source=source, weights=weights)
+
+    tasks = [flow(intake(n)) for n in range(96)]
+    tasks += [flow(reassign(c, rng.choice([None, *operator_ids]))) for c in open_ids * 2]
+    tasks += [flow(reweigh(source)) for source in sources * 6]
+    tasks += [flow(lambda c=c: contacts.close_contact(contact=Contact(pk=c))) for c in open_ids]
+    rng.shuffle(tasks)
+    deadlocks_before = database_deadlocks()
+
+    outcomes = run_at_once(tasks)
+
+    assert {outcome for outcome in outcomes} <= {"ok", "refused"}
+    assert database_deadlocks() == deadlocks_before
+    assert operators_over_limit() == []
+    assert Contact.objects.count() == 24 + 96
+
+
+def database_deadlocks() -> int:
+    """Deadlocks PostgreSQL has detected in this database (0 elsewhere: SQLite
+    serialises writers)."""
+    if connection.vendor != "postgresql":
+        return 0
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT deadlocks FROM pg_stat_database WHERE datname = current_database()")
+        return cursor.fetchone()[0]
