@@ -25,11 +25,11 @@ test: install
 lint: install
 	$(VENV)/bin/ruff check . && $(VENV)/bin/ruff format --check .
 
-# The intake under load on the local PostgreSQL (about three minutes): see README, Benchmark.
+# The intake under load on the local PostgreSQL (about three minutes): see bench/README.md.
 bench: install
 	$(PY) -m bench.run $(BENCH_ARGS)
 
-# Reliability drills on the local PostgreSQL (see README, Reliability drills): DRILL=ci
+# Reliability drills on the local PostgreSQL (see bench/README.md, Reliability drills): DRILL=ci
 # (outage, kill and cluster, as CI runs them), outage, kill, cluster, or soak.
 DRILL ?= ci
 drills: install

@@ -11,7 +11,7 @@ import os
 
 bind = f"{os.environ.get('HOST', '0.0.0.0')}:{os.environ.get('PORT', '8000')}"
 # One worker per core and one more. The intake is CPU-bound in Python (about 2.5 ms of a
-# worker's CPU per contact, 0.9 ms of PostgreSQL's; see README, Benchmark): the extra
+# worker's CPU per contact, 0.9 ms of PostgreSQL's; see bench/README.md): the extra
 # worker runs while another waits on a round trip to PostgreSQL. More workers only add
 # context switches and transactions queueing on the same operator rows, and PostgreSQL
 # itself, on the same cores, does best with few connections. On 2 cores, at 32 clients

@@ -2,10 +2,12 @@
 
 from django.contrib import admin, messages
 from django.forms import BaseInlineFormSet
-from django.http import HttpRequest
+from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
+from django.urls import reverse
 from django.utils.html import format_html
 from django.utils.safestring import SafeString
 
+from core.errors import Conflict
 from distribution.eligibility import OperatorState, is_at_limit
 from distribution.models import Contact
 
@@ -65,3 +67,24 @@ def report_refusals(
     if len(refusals) > REFUSALS_SHOWN:
         shown += f" And {len(refusals) - REFUSALS_SHOWN} more."
     model_admin.message_user(request, f"{heading}: {shown}", messages.ERROR)
+
+
+class DeleteThroughServiceMixin:
+    """For a ModelAdmin whose `delete_model` calls a service that may refuse (Conflict):
+    one object at a time, and a refusal shown on the object's page, not a 500."""
+
+    def get_actions(self, request: HttpRequest) -> dict:
+        actions = super().get_actions(request)
+        actions.pop("delete_selected", None)
+        return actions
+
+    def delete_view(
+        self, request: HttpRequest, object_id: str, extra_context: dict | None = None
+    ) -> HttpResponse:
+        try:
+            return super().delete_view(request, object_id, extra_context)
+        except Conflict as refusal:
+            self.message_user(request, str(refusal), messages.ERROR)
+            opts = self.opts
+            change = f"admin:{opts.app_label}_{opts.model_name}_change"
+            return HttpResponseRedirect(reverse(change, args=[object_id]))

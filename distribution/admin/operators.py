@@ -5,13 +5,16 @@ from collections.abc import Sequence
 from django.contrib import admin, messages
 from django.db.models import Prefetch, QuerySet
 from django.forms import BaseInlineFormSet, ModelForm
-from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
-from django.urls import reverse
+from django.http import HttpRequest
 from django.utils.html import format_html, format_html_join
 from django.utils.safestring import SafeString
 
-from core.errors import Conflict
-from distribution.admin.common import ADMIN_CSS, load_bar, submitted_weights
+from distribution.admin.common import (
+    ADMIN_CSS,
+    DeleteThroughServiceMixin,
+    load_bar,
+    submitted_weights,
+)
 from distribution.eligibility import state_of
 from distribution.models import Contact, Operator, OperatorSourceWeight
 from distribution.operators import (
@@ -53,7 +56,7 @@ class OperatorWeightInline(admin.TabularInline):
 
 
 @admin.register(Operator)
-class OperatorAdmin(admin.ModelAdmin):
+class OperatorAdmin(DeleteThroughServiceMixin, admin.ModelAdmin):
     list_display = ("name", "is_active", "load", "sources_and_weights")
     list_display_links = ("name",)
     list_filter = ("is_active", AtLimitFilter, ("weights__source", admin.RelatedFieldListFilter))
@@ -114,25 +117,8 @@ class OperatorAdmin(admin.ModelAdmin):
         weights = submitted_weights(formset, "source")
         set_operator_weights(operator=formset.instance, weights=weights)
 
-    def get_actions(self, request: HttpRequest) -> dict:
-        # An operator with open contacts cannot go; delete_view says why, one at a time.
-        actions = super().get_actions(request)
-        actions.pop("delete_selected", None)
-        return actions
-
     def delete_model(self, request: HttpRequest, obj: Operator) -> None:
         delete_operator(operator=obj)
-
-    def delete_view(
-        self, request: HttpRequest, object_id: str, extra_context: dict | None = None
-    ) -> HttpResponse:
-        try:
-            return super().delete_view(request, object_id, extra_context)
-        except Conflict as refusal:
-            self.message_user(request, str(refusal), messages.ERROR)
-            return HttpResponseRedirect(
-                reverse("admin:distribution_operator_change", args=[object_id])
-            )
 
     @admin.action(description="Activate selected operators", permissions=["change"])
     def activate(self, request: HttpRequest, queryset: QuerySet) -> None:

@@ -1,19 +1,23 @@
 """The admin for sources: operators and weights inline, warnings, a preview of the next
 contacts, and the distribution page."""
 
-from django.contrib import admin, messages
+from django.contrib import admin
 from django.db.models import Count, OuterRef, Prefetch, QuerySet, Subquery, Sum
 from django.db.models.functions import Coalesce
 from django.forms import BaseInlineFormSet, ModelForm
-from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
+from django.http import HttpRequest, HttpResponse
 from django.template.response import TemplateResponse
-from django.urls import URLPattern, path, reverse
+from django.urls import URLPattern, path
 from django.utils.html import format_html, format_html_join
 from django.utils.safestring import SafeString
 
-from core.errors import Conflict
 from distribution.admin import distribution_page
-from distribution.admin.common import ADMIN_CSS, load_bar, submitted_weights
+from distribution.admin.common import (
+    ADMIN_CSS,
+    DeleteThroughServiceMixin,
+    load_bar,
+    submitted_weights,
+)
 from distribution.eligibility import state_of
 from distribution.models import Contact, OperatorSourceWeight, Source
 from distribution.preview import preview_next_contacts, source_operators, source_warnings
@@ -65,7 +69,7 @@ class SourceWeightInline(admin.TabularInline):
 
 
 @admin.register(Source)
-class SourceAdmin(admin.ModelAdmin):
+class SourceAdmin(DeleteThroughServiceMixin, admin.ModelAdmin):
     list_display = ("code", "name", "strategy", "is_active", "operators", "waiting", "health")
     list_filter = ("is_active", "strategy")
     search_fields = ("code", "name")
@@ -147,12 +151,6 @@ class SourceAdmin(admin.ModelAdmin):
         weights = submitted_weights(formset, "operator")
         set_source_weights(source=formset.instance, weights=weights)
 
-    def get_actions(self, request: HttpRequest) -> dict:
-        # Only a source without contacts may go (see has_delete_permission), one at a time.
-        actions = super().get_actions(request)
-        actions.pop("delete_selected", None)
-        return actions
-
     def has_delete_permission(self, request: HttpRequest, obj: Source | None = None) -> bool:
         # Contacts protect their source: rather than list a million of them on the
         # confirmation page, offer no delete at all (deactivate the source instead).
@@ -162,17 +160,6 @@ class SourceAdmin(admin.ModelAdmin):
 
     def delete_model(self, request: HttpRequest, obj: Source) -> None:
         delete_source(source=obj)
-
-    def delete_view(
-        self, request: HttpRequest, object_id: str, extra_context: dict | None = None
-    ) -> HttpResponse:
-        try:
-            return super().delete_view(request, object_id, extra_context)
-        except Conflict as refusal:
-            self.message_user(request, str(refusal), messages.ERROR)
-            return HttpResponseRedirect(
-                reverse("admin:distribution_source_change", args=[object_id])
-            )
 
     def change_view(
         self,

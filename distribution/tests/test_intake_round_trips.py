@@ -1,5 +1,5 @@
 """The intake's hot path: how many statements a bot's contact costs, and the lead race
-handled without savepoints (see `make bench` and README, Benchmark)."""
+handled without savepoints (see bench/README.md)."""
 
 import json
 
