@@ -103,7 +103,7 @@ def operator_states(
         OperatorState(
             operator_id=operator_id,
             name=name,
-            is_active=bool(is_active),
+            is_active=is_active,
             load=load,
             limit=limit,
             weight=weight,
@@ -185,6 +185,6 @@ def live_source_key(prefix: str) -> SourceApiKey | None:
         connection.alias, _KEY_FIELDS, [key_id, source_id, prefix, key_hash]
     )
     api_key.source = Source.from_db(
-        connection.alias, _SOURCE_FIELDS, [source_id, code, name, bool(is_active), strategy]
+        connection.alias, _SOURCE_FIELDS, [source_id, code, name, is_active, strategy]
     )
     return api_key
