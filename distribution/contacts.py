@@ -89,13 +89,13 @@ def reassign_contact(*, contact: Contact, operator: Operator | None = None) -> C
     if contact.status == Contact.Status.CLOSED:
         raise Conflict("A closed contact cannot be reassigned.")
     previous_operator_id = contact.operator_id
-    # Every operator this may touch, locked up front: the engine's order.
-    lock_operators(
+    # Every operator this may touch, locked up front in one statement (lock_operators).
+    locked_ids = lock_operators(
         operator_ids=[previous_operator_id, operator and operator.pk], source=contact.source
     )
     if operator is None:
         assignment = choose_operator(
-            source=contact.source, exclude_operator_id=previous_operator_id
+            source=contact.source, exclude_operator_id=previous_operator_id, locked_ids=locked_ids
         )
         if assignment.operator is None:
             raise Conflict("No other operator on this source is active and under the limit.")

@@ -8,7 +8,7 @@ is eligibility.py's; this module locks, reads and writes.
 
 import random
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from django.db import transaction
 from django.utils import timezone
@@ -27,7 +27,7 @@ class Assignment:
     """The engine's answer: who gets the contact (or nobody) and why."""
 
     operator: Operator | None
-    decision: Decision = field(default_factory=lambda: Decision(strategy=""))
+    decision: Decision
 
 
 def lock_operators(
@@ -35,23 +35,40 @@ def lock_operators(
 ) -> list[int]:
     """Lock these operators and, with `source`, every operator on it, in id order, until
     the caller's transaction ends; the ids locked. Every flow that changes what an
-    operator may take locks through here, so all of them take locks in one order."""
+    operator may take locks through here, so all of them take locks in one order.
+
+    A transaction takes all the locks it needs in one call: a second call that reached
+    an operator below one it already holds (a weight added meanwhile) could close a
+    circle with a transaction that locked in order. Later calls name held ids only.
+    """
     ids = sorted({operator_id for operator_id in operator_ids if operator_id is not None})
     return queries.lock_operators(operator_ids=ids, source_id=None if source is None else source.pk)
 
 
-def choose_operator(*, source: Source, exclude_operator_id: int | None = None) -> Assignment:
+def choose_operator(
+    *,
+    source: Source,
+    exclude_operator_id: int | None = None,
+    locked_ids: list[int] | None = None,
+) -> Assignment:
     """Pick an operator for a new contact of `source`; call inside transaction.atomic.
 
-    1. Lock every operator on the source, in id order. The locks are held until the
-       caller commits, so the contact it inserts is counted by the next pick.
+    1. Lock every operator on the source, in id order, unless the caller already holds
+       the locks it may choose among (`locked_ids`). The locks are held until the caller
+       commits, so the contact it inserts is counted by the next pick.
     2. Read their loads and weights in a second statement: under READ COMMITTED it sees
        what earlier lock holders committed; the first one might not.
     3. eligibility.choose leaves out who cannot take it and picks by the strategy.
     """
-    locked = lock_operators(source=source)
-    # Only locked operators may be chosen: a weight added after step 1 is ignored here.
-    states = queries.operator_states(source_id=source.pk, operator_ids=locked)
+    if locked_ids is None:
+        locked_ids = lock_operators(source=source)
+    # Only locked operators on the source may be chosen: one on it since the lock is
+    # ignored here.
+    states = [
+        state
+        for state in queries.operator_states(source_id=source.pk, operator_ids=locked_ids)
+        if state.weight is not None
+    ]
     choice = eligibility.choose(
         source.strategy, states, rng=_rng, exclude_operator_id=exclude_operator_id
     )
