@@ -10,7 +10,7 @@ import logging
 import time
 from collections.abc import Callable
 
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpRequest, HttpResponse, HttpResponseForbidden
 
 logger = logging.getLogger("crm.requests")
 
@@ -48,3 +48,22 @@ def request_line(request: HttpRequest, response: HttpResponse, duration_ms: floa
     # even when the request then fails validation.
     line.update(getattr(request, "log_ids", {}))
     return line
+
+
+class StaffOnlyAdminMiddleware:
+    """The admin is staff's: a signed-in user who is not staff (an operator's login) gets
+    403 there, not the admin's login form; signing out stays open to everyone."""
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        user = request.user
+        if (
+            request.path.startswith("/admin/")
+            and not request.path.startswith("/admin/logout/")
+            and user.is_authenticated
+            and not user.is_staff
+        ):
+            return HttpResponseForbidden("The admin is for staff.")
+        return self.get_response(request)

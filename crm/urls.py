@@ -9,6 +9,8 @@ from distribution.api.views import (
     ContactViewSet,
     DistributionStatsView,
     LeadViewSet,
+    MeView,
+    MyContactsView,
     OperatorViewSet,
     SourceViewSet,
 )
@@ -34,6 +36,8 @@ urlpatterns = [
         DistributionStatsView.as_view(),
         name="distribution-stats",
     ),
+    path("api/me/", MeView.as_view(), name="me"),
+    path("api/me/contacts/", MyContactsView.as_view(), name="my-contacts"),
     path("api/", include(router.urls)),
 ]
 

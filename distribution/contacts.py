@@ -109,7 +109,9 @@ def reassign_contact(*, contact: Contact, operator: Operator | None = None) -> C
 
 def _named_operator(contact: Contact, operator: Operator) -> Assignment:
     """The assignment to the operator staff named, or Conflict saying why it cannot be."""
-    states = queries.operator_states(source_id=contact.source_id, operator_ids=[operator.pk])
+    states = queries.operator_states(
+        source_id=contact.source_id, operator_ids=[operator.pk], now=timezone.now()
+    )
     if not states:
         raise Operator.DoesNotExist  # deleted since the request named it: a 404
     [state] = states

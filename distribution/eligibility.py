@@ -26,7 +26,13 @@ class Reason(StrEnum):
     CURRENT_OPERATOR = "current_operator"
     INACTIVE = "inactive"
     NOT_ON_SOURCE = "not_on_source"
+    AWAY = "away"
+    OFFLINE = "offline"
+    OFF_SHIFT = "off_shift"
     AT_LIMIT = "at_limit"
+
+
+AVAILABLE = "available"  # the one status that takes new contacts (Operator.Status)
 
 
 @dataclass(frozen=True)
@@ -40,6 +46,8 @@ class OperatorState:
     limit: int  # the operator's max_open_contacts
     weight: int | None = None  # on the source; None: not on it
     round_robin_credit: int = 0
+    status: str = AVAILABLE  # available, away or offline
+    on_shift: bool = True  # at the moment the state was read (shifts.is_on_shift)
 
 
 def state_of(operator: Any, *, load: int | None = None, weight: int | None = None) -> OperatorState:
@@ -59,9 +67,14 @@ def is_at_limit(load: int, limit: int) -> bool:
     return load >= limit
 
 
+def takes_work(state: OperatorState) -> bool:
+    """On the team, available and on shift: whether new contacts may come at all."""
+    return state.is_active and state.status == AVAILABLE and state.on_shift
+
+
 def room(state: OperatorState) -> int:
     """How many more contacts the operator may take now, from any source it serves."""
-    if not state.is_active:
+    if not takes_work(state):
         return 0
     return max(0, state.limit - state.load)
 
@@ -76,6 +89,10 @@ def left_out_reason(
         return Reason.INACTIVE
     if state.weight is None:
         return Reason.NOT_ON_SOURCE
+    if state.status != AVAILABLE:
+        return Reason(state.status)  # away or offline
+    if not state.on_shift:
+        return Reason.OFF_SHIFT
     if is_at_limit(state.load, state.limit):
         return Reason.AT_LIMIT
     return None
@@ -87,6 +104,9 @@ def explain(reason: Reason, state: OperatorState, *, source_code: str) -> str:
         Reason.CURRENT_OPERATOR: f"The contact is already with {state.name}.",
         Reason.INACTIVE: f"{state.name} is inactive.",
         Reason.NOT_ON_SOURCE: f"{state.name} does not serve the source {source_code}.",
+        Reason.AWAY: f"{state.name} is away.",
+        Reason.OFFLINE: f"{state.name} is offline.",
+        Reason.OFF_SHIFT: f"{state.name} is off shift.",
         Reason.AT_LIMIT: f"{state.name} is at the limit ({state.load} / {state.limit} open).",
     }[reason]
 

@@ -9,6 +9,7 @@ is eligibility.py's; this module locks, reads and writes.
 import random
 from collections.abc import Iterable
 from dataclasses import dataclass
+from datetime import datetime
 
 from django.db import transaction
 from django.utils import timezone
@@ -50,6 +51,7 @@ def choose_operator(
     source: Source,
     exclude_operator_id: int | None = None,
     locked_ids: list[int] | None = None,
+    now: datetime | None = None,
 ) -> Assignment:
     """Pick an operator for a new contact of `source`; call inside transaction.atomic.
 
@@ -66,7 +68,9 @@ def choose_operator(
     # ignored here.
     states = [
         state
-        for state in queries.operator_states(source_id=source.pk, operator_ids=locked_ids)
+        for state in queries.operator_states(
+            source_id=source.pk, operator_ids=locked_ids, now=now or timezone.now()
+        )
         if state.weight is not None
     ]
     choice = eligibility.choose(
@@ -83,7 +87,9 @@ def restart_round_robin(*, source_ids: Iterable[int]) -> None:
     OperatorSourceWeight.objects.filter(source_id__in=list(source_ids)).update(round_robin_credit=0)
 
 
-def drain_waiting_for_operator(*, operator_id: int, trigger: str) -> int:
+def drain_waiting_for_operator(
+    *, operator_id: int, trigger: str, now: datetime | None = None
+) -> int:
     """Give the oldest waiting contacts this operator can serve to it, up to its room.
 
     Runs in the caller's transaction, right after the event that freed capacity
@@ -93,7 +99,8 @@ def drain_waiting_for_operator(*, operator_id: int, trigger: str) -> int:
     """
     # The operator's lock makes the room we compute hold until commit.
     lock_operators(operator_ids=[operator_id])
-    states = queries.operator_states(source_id=None, operator_ids=[operator_id])
+    now = now or timezone.now()
+    states = queries.operator_states(source_id=None, operator_ids=[operator_id], now=now)
     room = eligibility.room(states[0]) if states else 0
     if room <= 0:
         return 0
@@ -110,7 +117,7 @@ def drain_waiting_for_operator(*, operator_id: int, trigger: str) -> int:
     return Contact.objects.filter(id__in=waiting_ids).update(
         status=Contact.Status.OPEN,
         operator_id=operator_id,
-        assigned_at=timezone.now(),
+        assigned_at=now,
         decision=decision.as_json(),
     )
 

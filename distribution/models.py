@@ -1,9 +1,12 @@
+from django.conf import settings
+from django.core.exceptions import ValidationError
 from django.db import models
 from django.db.models import Count, F, OuterRef, Q, QuerySet, Subquery
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from distribution import picking
+from distribution.shifts import WEEKDAYS, is_time_zone
 from leads.models import Lead
 
 
@@ -42,11 +45,48 @@ class OperatorSourceWeightQuerySet(QuerySet):
         return self.annotate(load=open_load("operator_id"))
 
 
+def default_time_zone() -> str:
+    return settings.TIME_ZONE
+
+
+def validate_time_zone(name: str) -> None:
+    if not is_time_zone(name):
+        raise ValidationError(f"Unknown time zone {name!r}: use an IANA name, e.g. Europe/Moscow.")
+
+
 class Operator(models.Model):
+    class Status(models.TextChoices):
+        AVAILABLE = "available", "Available"
+        AWAY = "away", "Away"
+        OFFLINE = "offline", "Offline"
+
     name = models.CharField(max_length=200)
-    is_active = models.BooleanField(default=True)
+    is_active = models.BooleanField(
+        default=True, help_text="On the team at all; staff's switch, unlike the status."
+    )
     max_open_contacts = models.PositiveIntegerField(
         default=10, help_text="How many open contacts this operator may hold at once."
+    )
+    # The login the operator signs in to the desk with; never a staff login.
+    user = models.OneToOneField(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="operator",
+    )
+    status = models.CharField(
+        max_length=16,
+        choices=Status.choices,
+        default=Status.AVAILABLE,
+        help_text="Only an available operator gets new contacts; away and offline keep theirs.",
+    )
+    status_changed_at = models.DateTimeField(default=timezone.now)
+    time_zone = models.CharField(
+        max_length=64,
+        default=default_time_zone,
+        validators=[validate_time_zone],
+        help_text="Shifts are in this zone (an IANA name, e.g. Europe/Moscow).",
     )
     created_at = models.DateTimeField(auto_now_add=True)
 
@@ -59,10 +99,72 @@ class Operator(models.Model):
                 condition=models.Q(max_open_contacts__gte=0),
                 name="operator_max_open_contacts_non_negative",
             ),
+            models.CheckConstraint(
+                condition=models.Q(status__in=["available", "away", "offline"]),
+                name="operator_status_known",
+            ),
         ]
 
     def __str__(self) -> str:
         return self.name
+
+
+class Shift(models.Model):
+    """A weekly working interval in the operator's time zone; an end before the start
+    runs past midnight. An operator with no shifts is always on shift."""
+
+    operator = models.ForeignKey(Operator, on_delete=models.CASCADE, related_name="shifts")
+    weekday = models.PositiveSmallIntegerField(choices=list(enumerate(WEEKDAYS)))
+    start = models.TimeField()
+    end = models.TimeField(help_text="Before the start: the shift ends the next day.")
+
+    class Meta:
+        ordering = ["operator_id", "weekday", "start"]
+        constraints = [
+            models.CheckConstraint(condition=Q(weekday__lte=6), name="shift_weekday_known"),
+            models.CheckConstraint(condition=~Q(start=models.F("end")), name="shift_not_empty"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{WEEKDAYS[self.weekday]} {self.start:%H:%M}-{self.end:%H:%M}"
+
+
+class DayOff(models.Model):
+    """Dates (in the operator's zone, both included) when the operator is off shift."""
+
+    operator = models.ForeignKey(Operator, on_delete=models.CASCADE, related_name="days_off")
+    first_day = models.DateField()
+    last_day = models.DateField()
+    note = models.CharField(max_length=200, blank=True)
+
+    class Meta:
+        ordering = ["operator_id", "first_day"]
+        verbose_name = "day off"
+        verbose_name_plural = "days off"
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(last_day__gte=models.F("first_day")), name="day_off_in_order"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.first_day} - {self.last_day}"
+
+
+class OperatorStatusChange(models.Model):
+    """Every status an operator took, and when: who was available when."""
+
+    operator = models.ForeignKey(Operator, on_delete=models.CASCADE, related_name="status_changes")
+    status = models.CharField(max_length=16, choices=Operator.Status.choices)
+    changed_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["operator_id", "changed_at", "id"]
+        # An operator's history in order (the board, the availability test).
+        indexes = [models.Index(fields=["operator", "changed_at"], name="status_change_by_time")]
+
+    def __str__(self) -> str:
+        return f"{self.operator} {self.status} at {self.changed_at}"
 
 
 class Source(models.Model):

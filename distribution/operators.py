@@ -1,19 +1,53 @@
-"""Staff changes to operators: each one that can free capacity drains the waiting queue
-in the same transaction."""
+"""Changes to operators, by staff or by the operators themselves (their status): each
+one that can free capacity drains the waiting queue in the same transaction."""
 
-from django.db import transaction
+from collections.abc import Sequence
+from datetime import datetime
+
+from django.contrib.auth.models import AbstractBaseUser
+from django.db import IntegrityError, transaction
+from django.utils import timezone
 
 from core.errors import Conflict
 from distribution import queries
 from distribution.engine import drain_waiting_for_operator, lock_operators, restart_round_robin
-from distribution.models import Operator, OperatorSourceWeight, Source
+from distribution.models import (
+    DayOff,
+    Operator,
+    OperatorSourceWeight,
+    OperatorStatusChange,
+    Shift,
+    Source,
+    default_time_zone,
+)
+from distribution.shifts import ShiftInterval, overlaps
+
+# update_operator's `user` when it is not to change (None unlinks the login).
+UNCHANGED = object()
 
 
 @transaction.atomic
-def create_operator(*, name: str, is_active: bool = True, max_open_contacts: int = 10) -> Operator:
-    return Operator.objects.create(
-        name=name, is_active=is_active, max_open_contacts=max_open_contacts
+def create_operator(
+    *,
+    name: str,
+    is_active: bool = True,
+    max_open_contacts: int = 10,
+    status: str = Operator.Status.AVAILABLE,
+    time_zone: str | None = None,
+    user: AbstractBaseUser | None = None,
+) -> Operator:
+    operator = Operator.objects.create(
+        name=name,
+        is_active=is_active,
+        max_open_contacts=max_open_contacts,
+        status=status,
+        time_zone=time_zone or default_time_zone(),
+        user=user,
     )
+    OperatorStatusChange.objects.create(
+        operator=operator, status=status, changed_at=operator.status_changed_at
+    )
+    return operator
 
 
 @transaction.atomic
@@ -23,18 +57,87 @@ def update_operator(
     name: str | None = None,
     is_active: bool | None = None,
     max_open_contacts: int | None = None,
+    status: str | None = None,
+    time_zone: str | None = None,
+    user: AbstractBaseUser | object | None = UNCHANGED,
 ) -> Operator:
-    """Change an operator (None leaves a field as it is); if that leaves it room, its
-    waiting contacts come at once."""
+    """Change an operator (None leaves a field as it is, UNCHANGED the login); if that
+    leaves it room, its waiting contacts come at once."""
     lock_operators(operator_ids=[operator.pk])
     locked = Operator.objects.get(pk=operator.pk)
-    changes = {"name": name, "is_active": is_active, "max_open_contacts": max_open_contacts}
+    changes = {
+        "name": name,
+        "is_active": is_active,
+        "max_open_contacts": max_open_contacts,
+        "time_zone": time_zone,
+    }
     for attribute, value in changes.items():
         if value is not None:
             setattr(locked, attribute, value)
-    locked.save()
+    if user is not UNCHANGED:
+        locked.user = user
+    if status is not None:
+        _record_status(locked, status, now=timezone.now())
+    try:
+        with transaction.atomic():
+            locked.save()
+    except IntegrityError:
+        raise Conflict("That login already belongs to another operator.") from None
     drain_waiting_for_operator(operator_id=locked.pk, trigger="operator_updated")
     return locked
+
+
+@transaction.atomic
+def set_operator_status(
+    *, operator: Operator, status: str, now: datetime | None = None
+) -> Operator:
+    """Whether the operator takes new contacts. Away and offline keep their open ones;
+    becoming available is capacity appearing: its waiting contacts come at once."""
+    now = now or timezone.now()
+    lock_operators(operator_ids=[operator.pk])
+    locked = Operator.objects.get(pk=operator.pk)
+    if _record_status(locked, status, now=now):
+        locked.save(update_fields=["status", "status_changed_at"])
+        if status == Operator.Status.AVAILABLE:
+            drain_waiting_for_operator(operator_id=locked.pk, trigger="operator_available", now=now)
+    return locked
+
+
+def _record_status(operator: Operator, status: str, *, now: datetime) -> bool:
+    """Set a locked operator's status (not saved) and keep it in the history; whether it
+    changed."""
+    if operator.status == status:
+        return False
+    operator.status, operator.status_changed_at = status, now
+    OperatorStatusChange.objects.create(operator=operator, status=status, changed_at=now)
+    return True
+
+
+@transaction.atomic
+def set_operator_shifts(*, operator: Operator, shifts: Sequence[ShiftInterval]) -> list[Shift]:
+    """Replace an operator's weekly shifts; one whose shift now runs takes its waiting
+    contacts at once."""
+    if any(shift.start == shift.end for shift in shifts) or overlaps(shifts):
+        raise Conflict("Shifts must not be empty or overlap.")  # serializers say which
+    lock_operators(operator_ids=[operator.pk])
+    Shift.objects.filter(operator=operator).delete()
+    Shift.objects.bulk_create(
+        Shift(operator=operator, weekday=s.weekday, start=s.start, end=s.end) for s in shifts
+    )
+    drain_waiting_for_operator(operator_id=operator.pk, trigger="shifts_changed")
+    return list(Shift.objects.filter(operator=operator))
+
+
+@transaction.atomic
+def set_operator_days_off(*, operator: Operator, days_off: Sequence[DayOff]) -> None:
+    """Replace an operator's days off (unsaved rows); one whose day off was taken back
+    may take work at once."""
+    lock_operators(operator_ids=[operator.pk])
+    DayOff.objects.filter(operator=operator).delete()
+    for day in days_off:
+        day.pk, day.operator = None, operator
+    DayOff.objects.bulk_create(days_off)
+    drain_waiting_for_operator(operator_id=operator.pk, trigger="shifts_changed")
 
 
 @transaction.atomic
@@ -44,7 +147,9 @@ def delete_operator(*, operator: Operator) -> None:
     # between the count and the delete.
     if not lock_operators(operator_ids=[operator.pk]):
         return
-    [state] = queries.operator_states(source_id=None, operator_ids=[operator.pk])
+    [state] = queries.operator_states(
+        source_id=None, operator_ids=[operator.pk], now=timezone.now()
+    )
     if state.load:
         raise Conflict(
             f"{state.name} has {state.load} open contacts: close or reassign them first."

@@ -11,6 +11,8 @@ import random
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
+from django.utils import timezone
+
 from distribution import eligibility, queries
 from distribution.eligibility import OperatorState, Reason
 from distribution.models import Source
@@ -52,7 +54,7 @@ def source_warnings(*, is_active: bool, operators: Sequence[OperatorState]) -> l
 
 def source_operators(source: Source) -> list[OperatorState]:
     """The operators on the source with their loads and weights, as the engine reads them."""
-    return queries.operator_states(source_id=source.pk)
+    return queries.operator_states(source_id=source.pk, now=timezone.now())
 
 
 def preview_next_contacts(

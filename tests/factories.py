@@ -95,3 +95,14 @@ class StaffUserFactory(factory.django.DjangoModelFactory):
     username = factory.Sequence(lambda n: f"staff{n}")
     is_staff = True
     password = factory.django.Password("staff-password")
+
+
+class UserFactory(factory.django.DjangoModelFactory):
+    """A login that is not staff: an operator's, once linked (OperatorFactory(user=...))."""
+
+    class Meta:
+        model = get_user_model()
+        django_get_or_create = ("username",)
+
+    username = factory.Sequence(lambda n: f"user{n}")
+    password = factory.django.Password("user-password")

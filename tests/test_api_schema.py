@@ -11,6 +11,9 @@ pytestmark = pytest.mark.django_db
 ENDPOINTS = {
     "/api/operators/": {"get", "post"},
     "/api/operators/{id}/": {"get", "put", "patch", "delete"},
+    "/api/operators/{id}/shifts/": {"get", "put"},
+    "/api/me/": {"get", "patch"},
+    "/api/me/contacts/": {"get"},
     "/api/sources/": {"get", "post"},
     "/api/sources/{id}/": {"get", "put", "patch", "delete"},
     "/api/sources/{id}/operators/": {"get", "put"},

@@ -22,6 +22,9 @@ from tests.factories import (
 
 pytestmark = pytest.mark.django_db
 
+# A Wednesday noon: the moment operator_states reads shifts at.
+NOW = datetime(2026, 12, 2, 12, 0, tzinfo=UTC)
+
 
 @dataclass
 class Floor:
@@ -144,7 +147,7 @@ def orm_states(*, source_id: int | None, operator_ids: list[int] | None) -> list
 def test_operator_states_of_named_operators_match_the_orm(floor):
     ids = [floor.petr.pk, floor.ivan.pk, floor.maria.pk, floor.olga.pk]
 
-    states = queries.operator_states(source_id=floor.north.pk, operator_ids=ids)
+    states = queries.operator_states(source_id=floor.north.pk, operator_ids=ids, now=NOW)
 
     assert states == orm_states(source_id=floor.north.pk, operator_ids=ids)
     assert [(s.name, s.load, s.weight, s.round_robin_credit) for s in states] == [
@@ -161,7 +164,7 @@ def test_operator_states_of_named_operators_match_the_orm(floor):
 def test_operator_states_of_a_whole_source_match_the_orm(floor, source_name):
     source_id = getattr(floor, source_name).pk
 
-    states = queries.operator_states(source_id=source_id)
+    states = queries.operator_states(source_id=source_id, now=NOW)
 
     assert states == orm_states(source_id=source_id, operator_ids=None)
     weights = OperatorSourceWeight.objects.with_load().filter(source_id=source_id)
@@ -176,22 +179,24 @@ def test_operator_states_of_a_whole_source_match_the_orm(floor, source_name):
 def test_operator_states_without_a_source_give_loads_but_no_weights(floor):
     ids = [floor.ivan.pk, floor.petr.pk]
 
-    states = queries.operator_states(source_id=None, operator_ids=ids)
+    states = queries.operator_states(source_id=None, operator_ids=ids, now=NOW)
 
     assert states == orm_states(source_id=None, operator_ids=ids)
     assert [(s.load, s.weight) for s in states] == [(2, None), (2, None)]
 
 
 def test_operator_states_of_nobody_is_empty(floor):
-    assert queries.operator_states(source_id=floor.north.pk, operator_ids=[]) == []
-    assert queries.operator_states(source_id=SourceFactory().pk) == []
+    assert queries.operator_states(source_id=floor.north.pk, operator_ids=[], now=NOW) == []
+    assert queries.operator_states(source_id=SourceFactory().pk, now=NOW) == []
 
 
 # operator_of
 
 
 def test_operator_of_is_the_operator_the_orm_reads(floor):
-    [state] = queries.operator_states(source_id=floor.north.pk, operator_ids=[floor.maria.pk])
+    [state] = queries.operator_states(
+        source_id=floor.north.pk, operator_ids=[floor.maria.pk], now=NOW
+    )
 
     operator = queries.operator_of(state)
 
@@ -203,7 +208,9 @@ def test_operator_of_is_the_operator_the_orm_reads(floor):
 
 
 def test_operator_of_can_be_given_a_contact(floor):
-    [state] = queries.operator_states(source_id=floor.north.pk, operator_ids=[floor.ivan.pk])
+    [state] = queries.operator_states(
+        source_id=floor.north.pk, operator_ids=[floor.ivan.pk], now=NOW
+    )
     contact = ContactFactory(source=floor.north)
 
     contact.operator = queries.operator_of(state)

@@ -57,6 +57,16 @@ def submitted_weights(formset: BaseInlineFormSet, other_side: str) -> dict[int, 
     return weights
 
 
+def kept(formset: BaseInlineFormSet) -> list:
+    """The inline's rows as they stand after this POST, unsaved, for a service to store."""
+    formset.save(commit=False)
+    return [
+        form.instance
+        for form in formset.forms
+        if form.cleaned_data and form not in formset.deleted_forms
+    ]
+
+
 def report_refusals(
     model_admin: admin.ModelAdmin, request: HttpRequest, heading: str, refusals: list[str]
 ) -> None:

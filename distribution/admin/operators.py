@@ -3,6 +3,7 @@
 from collections.abc import Sequence
 
 from django.contrib import admin, messages
+from django.core.exceptions import ValidationError
 from django.db.models import Prefetch, QuerySet
 from django.forms import BaseInlineFormSet, ModelForm
 from django.http import HttpRequest
@@ -12,17 +13,21 @@ from django.utils.safestring import SafeString
 from distribution.admin.common import (
     ADMIN_CSS,
     DeleteThroughServiceMixin,
+    kept,
     load_bar,
     submitted_weights,
 )
 from distribution.eligibility import state_of
-from distribution.models import Contact, Operator, OperatorSourceWeight
+from distribution.models import Contact, DayOff, Operator, OperatorSourceWeight, Shift
 from distribution.operators import (
     create_operator,
     delete_operator,
+    set_operator_days_off,
+    set_operator_shifts,
     set_operator_weights,
     update_operator,
 )
+from distribution.shifts import ShiftInterval, overlaps
 
 # How many of an operator's sources the list shows before "and N more".
 SOURCES_SHOWN = 4
@@ -42,6 +47,36 @@ class AtLimitFilter(admin.SimpleListFilter):
         return queryset
 
 
+class ShiftFormSet(BaseInlineFormSet):
+    def clean(self) -> None:
+        """Refuse shifts that share a minute of the week, before anything is saved."""
+        super().clean()
+        shifts = [
+            ShiftInterval(
+                form.cleaned_data["weekday"], form.cleaned_data["start"], form.cleaned_data["end"]
+            )
+            for form in self.forms
+            if form.cleaned_data and form not in self.deleted_forms
+        ]
+        if pairs := overlaps(shifts):
+            first, second = pairs[0]
+            raise ValidationError(f"Shifts {first + 1} and {second + 1} overlap.")
+
+
+class ShiftInline(admin.TabularInline):
+    model = Shift
+    formset = ShiftFormSet
+    fields = ("weekday", "start", "end")
+    extra = 0
+    verbose_name_plural = "Shifts (in the operator's time zone; none: always on shift)"
+
+
+class DayOffInline(admin.TabularInline):
+    model = DayOff
+    fields = ("first_day", "last_day", "note")
+    extra = 0
+
+
 class OperatorWeightInline(admin.TabularInline):
     model = OperatorSourceWeight
     fk_name = "operator"
@@ -57,14 +92,30 @@ class OperatorWeightInline(admin.TabularInline):
 
 @admin.register(Operator)
 class OperatorAdmin(DeleteThroughServiceMixin, admin.ModelAdmin):
-    list_display = ("name", "is_active", "load", "sources_and_weights")
+    list_display = ("name", "is_active", "status", "load", "sources_and_weights")
     list_display_links = ("name",)
-    list_filter = ("is_active", AtLimitFilter, ("weights__source", admin.RelatedFieldListFilter))
+    list_filter = (
+        "is_active",
+        "status",
+        AtLimitFilter,
+        ("weights__source", admin.RelatedFieldListFilter),
+    )
     search_fields = ("name",)
-    readonly_fields = ("load", "created_at")
-    fields = ("name", "is_active", "max_open_contacts", "load", "created_at")
-    list_select_related = False  # an operator has no foreign keys; weights are prefetched
-    inlines = [OperatorWeightInline]
+    readonly_fields = ("load", "status_changed_at", "created_at")
+    fields = (
+        "name",
+        "is_active",
+        "status",
+        "status_changed_at",
+        "max_open_contacts",
+        "load",
+        "time_zone",
+        "user",
+        "created_at",
+    )
+    autocomplete_fields = ("user",)
+    list_select_related = ("user",)
+    inlines = [OperatorWeightInline, ShiftInline, DayOffInline]
     actions = ["activate", "deactivate"]
     list_per_page = 50
 
@@ -101,7 +152,8 @@ class OperatorAdmin(DeleteThroughServiceMixin, admin.ModelAdmin):
     def save_model(
         self, request: HttpRequest, obj: Operator, form: ModelForm, change: bool
     ) -> None:
-        fields = {name: getattr(obj, name) for name in ("name", "is_active", "max_open_contacts")}
+        names = ("name", "is_active", "max_open_contacts", "status", "time_zone", "user")
+        fields = {name: getattr(obj, name) for name in names}
         if change:
             update_operator(operator=obj, **fields)
         else:
@@ -111,11 +163,14 @@ class OperatorAdmin(DeleteThroughServiceMixin, admin.ModelAdmin):
     def save_formset(
         self, request: HttpRequest, form: ModelForm, formset: BaseInlineFormSet, change: bool
     ) -> None:
-        if formset.model is not OperatorSourceWeight:
-            super().save_formset(request, form, formset, change)
-            return
-        weights = submitted_weights(formset, "source")
-        set_operator_weights(operator=formset.instance, weights=weights)
+        operator = formset.instance
+        if formset.model is OperatorSourceWeight:
+            set_operator_weights(operator=operator, weights=submitted_weights(formset, "source"))
+        elif formset.model is Shift:
+            shifts = [ShiftInterval(row.weekday, row.start, row.end) for row in kept(formset)]
+            set_operator_shifts(operator=operator, shifts=shifts)
+        else:
+            set_operator_days_off(operator=operator, days_off=kept(formset))
 
     def delete_model(self, request: HttpRequest, obj: Operator) -> None:
         delete_operator(operator=obj)

@@ -21,7 +21,7 @@ from rest_framework.throttling import SimpleRateThrottle
 from core.middleware import log_ids
 from distribution import queries
 from distribution.keys import key_matches, prefix_of
-from distribution.models import Source, SourceApiKey
+from distribution.models import Operator, Source, SourceApiKey
 
 if TYPE_CHECKING:
     # Imported for annotations only: DRF imports this module while loading its views.
@@ -80,6 +80,31 @@ def find_source_key(key: str) -> SourceApiKey | None:
     if api_key is None or not key_matches(key, api_key.key_hash):
         return None
     return api_key
+
+
+def signed_in_operator(request: Request) -> Operator | None:
+    """The operator whose login made the request; None for staff without one, bots and
+    anonymous requests."""
+    user = request.user
+    if isinstance(user, SourceBot) or not user.is_authenticated:
+        return None
+    return Operator.objects.filter(user=user).first()
+
+
+class IsOperator(BasePermission):
+    """A signed-in operator (its own login): the desk's API."""
+
+    message = "Only an operator's login may do this."
+
+    def has_permission(self, request: Request, view: APIView) -> bool:
+        return signed_in_operator(request) is not None
+
+
+class IsStaffOrOperator(IsAdminUser):
+    """Staff, or a signed-in operator, who then sees only its own contacts."""
+
+    def has_permission(self, request: Request, view: APIView) -> bool:
+        return super().has_permission(request, view) or IsOperator().has_permission(request, view)
 
 
 def bot_source(request: Request) -> Source | None:

@@ -2,6 +2,9 @@
 
 from typing import Any
 
+from django.contrib.auth import get_user_model
+from django.contrib.auth.models import AbstractBaseUser
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from distribution.models import (
@@ -11,6 +14,7 @@ from distribution.models import (
     OperatorSourceWeight,
     Source,
 )
+from distribution.shifts import ShiftInterval, overlaps
 from leads.identity import (
     MAX_EMAIL_LENGTH,
     MAX_EXTERNAL_ID_LENGTH,
@@ -43,6 +47,12 @@ class OperatorSerializer(serializers.ModelSerializer):
         source="load", read_only=True, help_text="Its load now."
     )
     sources = OperatorSourceSerializer(source="weights", many=True, read_only=True)
+    user = serializers.PrimaryKeyRelatedField(
+        queryset=get_user_model().objects.all(),
+        required=False,
+        allow_null=True,
+        help_text="The login (a user id) the operator signs in to the desk with; never staff.",
+    )
 
     class Meta:
         model = Operator
@@ -50,13 +60,86 @@ class OperatorSerializer(serializers.ModelSerializer):
             "id",
             "name",
             "is_active",
+            "status",
+            "status_changed_at",
             "max_open_contacts",
             "open_contacts",
+            "time_zone",
+            "user",
             "sources",
             "created_at",
         ]
-        read_only_fields = ["id", "created_at"]
+        read_only_fields = ["id", "status_changed_at", "created_at"]
         extra_kwargs = {"max_open_contacts": {"max_value": MAX_INTEGER}}
+
+    def validate_user(self, user: AbstractBaseUser | None) -> AbstractBaseUser | None:
+        if user is not None and user.is_staff:
+            raise serializers.ValidationError("A staff login cannot be an operator's login.")
+        taken = Operator.objects.filter(user=user).exclude(pk=getattr(self.instance, "pk", None))
+        if user is not None and taken.exists():
+            raise serializers.ValidationError("This login already belongs to another operator.")
+        return user
+
+
+class MeSerializer(serializers.ModelSerializer):
+    """The signed-in operator as it sees itself; only its status can be changed."""
+
+    open_contacts = serializers.IntegerField(source="load", read_only=True)
+    on_shift = serializers.BooleanField(read_only=True, help_text="By its shifts, now.")
+
+    class Meta:
+        model = Operator
+        fields = [
+            "id",
+            "name",
+            "status",
+            "status_changed_at",
+            "on_shift",
+            "open_contacts",
+            "max_open_contacts",
+            "time_zone",
+        ]
+        read_only_fields = [field for field in fields if field != "status"]
+
+
+class ShiftListSerializer(serializers.ListSerializer):
+    def validate(self, rows: list[ShiftInterval]) -> list[ShiftInterval]:
+        """No two shifts share a minute; errors keyed by the later item's index."""
+        errors = {
+            str(later): {"non_field_errors": [f"Overlaps shift {earlier}."]}
+            for earlier, later in overlaps(rows)
+        }
+        if errors:
+            raise serializers.ValidationError(errors)
+        return rows
+
+
+@extend_schema_field(
+    {"type": "string", "pattern": "^([01][0-9]|2[0-3]):[0-5][0-9]$", "example": "09:00"}
+)
+class ClockTimeField(serializers.TimeField):
+    """A wall-clock time as HH:MM, in and out: no seconds, no offset (the operator's
+    time zone says where the clock hangs)."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(format="%H:%M", input_formats=["%H:%M"], **kwargs)
+
+
+class ShiftSerializer(serializers.Serializer):
+    """A weekly shift in the operator's time zone; an end before the start runs past
+    midnight."""
+
+    weekday = serializers.IntegerField(min_value=0, max_value=6, help_text="Monday = 0.")
+    start = ClockTimeField(help_text="HH:MM")
+    end = ClockTimeField(help_text="HH:MM; before start: the next day.")
+
+    class Meta:
+        list_serializer_class = ShiftListSerializer
+
+    def validate(self, attrs: dict) -> ShiftInterval:
+        if attrs["start"] == attrs["end"]:
+            raise serializers.ValidationError({"end": ["Must differ from start."]})
+        return ShiftInterval(attrs["weekday"], attrs["start"], attrs["end"])
 
 
 class SourceOperatorSerializer(serializers.ModelSerializer):

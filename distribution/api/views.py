@@ -1,6 +1,7 @@
 """The API's viewsets: scope what a caller sees, validate, call a flow, answer."""
 
 from django.db.models import Prefetch, QuerySet
+from django.utils import timezone
 from drf_spectacular.utils import (
     OpenApiExample,
     OpenApiParameter,
@@ -10,6 +11,7 @@ from drf_spectacular.utils import (
 )
 from rest_framework import mixins, status, viewsets
 from rest_framework.decorators import action
+from rest_framework.generics import ListAPIView
 from rest_framework.permissions import BasePermission
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -18,8 +20,15 @@ from rest_framework.views import APIView
 
 from core.api import THROTTLED, error_response
 from core.middleware import log_ids
-from distribution import contacts, operators, sources
-from distribution.api.authentication import IsStaffOrSourceBot, NamesOwnSource, bot_source
+from distribution import contacts, operators, queries, sources
+from distribution.api.authentication import (
+    IsOperator,
+    IsStaffOrOperator,
+    IsStaffOrSourceBot,
+    NamesOwnSource,
+    bot_source,
+    signed_in_operator,
+)
 from distribution.api.filters import ContactFilter, LeadFilter
 from distribution.api.serializers import (
     ContactCreateSerializer,
@@ -28,8 +37,10 @@ from distribution.api.serializers import (
     DistributionReportSerializer,
     LeadDetailSerializer,
     LeadSerializer,
+    MeSerializer,
     OperatorSerializer,
     PeriodSerializer,
+    ShiftSerializer,
     SourceOperatorSerializer,
     SourceSerializer,
     WeightInputSerializer,
@@ -69,12 +80,19 @@ class ContactViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.
     def get_permissions(self) -> list[BasePermission]:
         if self.action in self.bot_actions:
             return [IsStaffOrSourceBot(), NamesOwnSource()]
+        if self.action == "close":
+            return [IsStaffOrOperator()]
         return super().get_permissions()
 
     def get_queryset(self) -> QuerySet[Contact]:
         rows = Contact.objects.select_related("lead", "source", "operator")
         source = bot_source(self.request)
-        return rows if source is None else rows.filter(source=source)
+        if source is not None:
+            return rows.filter(source=source)
+        if self.request.user.is_staff:
+            return rows
+        # An operator's login: its own contacts only, so another's id is a 404.
+        return rows.filter(operator=signed_in_operator(self.request))
 
     @extend_schema(
         request=ContactCreateSerializer,
@@ -197,6 +215,24 @@ class OperatorViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets
         operators.delete_operator(operator=self.get_object())
         return Response(status=status.HTTP_204_NO_CONTENT)
 
+    @extend_schema(methods=["GET"], responses=ShiftSerializer(many=True))
+    @extend_schema(
+        methods=["PUT"],
+        request=ShiftSerializer(many=True),
+        responses={200: ShiftSerializer(many=True)},
+    )
+    # The whole week, read and replaced as one: not a page of a list.
+    @action(detail=True, methods=["get", "put"], pagination_class=None)
+    def shifts(self, request: Request, pk: str) -> Response:
+        """The operator's weekly shifts, Monday = 0, in its time zone; none: always on shift."""
+        operator = self.get_object()
+        if request.method == "GET":
+            return Response(ShiftSerializer(operator.shifts.all(), many=True).data)
+        serializer = ShiftSerializer(data=request.data, many=True)
+        serializer.is_valid(raise_exception=True)
+        rows = operators.set_operator_shifts(operator=operator, shifts=serializer.validated_data)
+        return Response(ShiftSerializer(rows, many=True).data)
+
     def _read(self, operator: Operator) -> dict:
         """The operator as a list shows it, load and sources included."""
         return self.get_serializer(self.get_queryset().get(pk=operator.pk)).data
@@ -278,3 +314,44 @@ class DistributionStatsView(APIView):
             "sources": distribution_report(since=since, until=until),
         }
         return Response(DistributionReportSerializer(report).data)
+
+
+class MeView(APIView):
+    """The signed-in operator: its profile, and its status (available, away, offline)."""
+
+    permission_classes = [IsOperator]
+
+    @extend_schema(responses=MeSerializer)
+    def get(self, request: Request) -> Response:
+        return Response(self._read(signed_in_operator(request)))
+
+    @extend_schema(request=MeSerializer, responses=MeSerializer)
+    def patch(self, request: Request) -> Response:
+        operator = signed_in_operator(request)
+        serializer = MeSerializer(operator, data=request.data, partial=True)
+        serializer.is_valid(raise_exception=True)
+        if "status" in serializer.validated_data:
+            operator = operators.set_operator_status(
+                operator=operator, status=serializer.validated_data["status"]
+            )
+        return Response(self._read(operator))
+
+    def _read(self, operator: Operator) -> dict:
+        [state] = queries.operator_states(
+            source_id=None, operator_ids=[operator.pk], now=timezone.now()
+        )
+        operator.load, operator.on_shift = state.load, state.on_shift
+        return MeSerializer(operator).data
+
+
+class MyContactsView(ListAPIView):
+    """The signed-in operator's own contacts, newest first; filters as /api/contacts/."""
+
+    permission_classes = [IsOperator]
+    serializer_class = ContactSerializer
+    filterset_class = ContactFilter
+
+    def get_queryset(self) -> QuerySet[Contact]:
+        return Contact.objects.select_related("lead", "source", "operator").filter(
+            operator=signed_in_operator(self.request)
+        )

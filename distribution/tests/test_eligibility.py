@@ -83,6 +83,9 @@ def test_reasons_keep_the_values_stored_in_decisions():
         "current_operator",
         "inactive",
         "not_on_source",
+        "away",
+        "offline",
+        "off_shift",
         "at_limit",
     ]
 

@@ -1,0 +1,84 @@
+"""Working hours: whether an operator is on shift at a moment. Pure, no database.
+
+A shift is a weekly interval in the operator's own time zone (Monday = 0). One that
+ends before its start crosses midnight: 22:00-06:00 on Friday runs into Saturday
+morning. Times are wall-clock times in the zone, so a daylight-saving change moves the
+shift with the clocks. An operator with no shifts is always on shift; a day off (a
+range of dates in the zone) takes precedence over shifts.
+"""
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import date, datetime, time
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+WEEKDAYS = ["Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday"]
+
+
+@dataclass(frozen=True)
+class ShiftInterval:
+    weekday: int  # Monday = 0
+    start: time
+    end: time
+
+    @property
+    def crosses_midnight(self) -> bool:
+        return self.end < self.start
+
+    def minutes(self) -> tuple[int, int]:
+        """[start, end) in minutes from Monday 00:00; the end may pass the week's end."""
+        start = self.weekday * 1440 + self.start.hour * 60 + self.start.minute
+        end = self.weekday * 1440 + self.end.hour * 60 + self.end.minute
+        return start, end + 1440 if self.crosses_midnight else end
+
+
+@dataclass(frozen=True)
+class DayOff:
+    first_day: date
+    last_day: date
+
+
+def is_time_zone(name: str) -> bool:
+    try:
+        ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        return False
+    return True
+
+
+def is_on_shift(
+    *,
+    shifts: Sequence[ShiftInterval],
+    days_off: Sequence[DayOff],
+    time_zone: str,
+    now: datetime,
+) -> bool:
+    """Whether `now` falls in one of the shifts, in the operator's zone, and on no day off."""
+    local = now.astimezone(ZoneInfo(time_zone))
+    if any(day.first_day <= local.date() <= day.last_day for day in days_off):
+        return False
+    if not shifts:
+        return True
+    minute = local.weekday() * 1440 + local.hour * 60 + local.minute
+    week = 7 * 1440
+    for shift in shifts:
+        start, end = shift.minutes()
+        # A Sunday shift past midnight ends on Monday: look a week back too.
+        if start <= minute < end or start <= minute + week < end:
+            return True
+    return False
+
+
+def overlaps(shifts: Sequence[ShiftInterval]) -> list[tuple[int, int]]:
+    """Pairs of indexes of shifts that share some minute of the week."""
+    week = 7 * 1440
+    spans = [shift.minutes() for shift in shifts]
+    pairs = []
+    for i, (start_a, end_a) in enumerate(spans):
+        for j in range(i + 1, len(spans)):
+            start_b, end_b = spans[j]
+            if any(
+                start_a < end_b + shift and start_b + shift < end_a for shift in (-week, 0, week)
+            ):
+                pairs.append((i, j))
+    return pairs
