@@ -86,7 +86,11 @@ def measure(calls: int) -> list[tuple[str, float, float]]:
             ),
             (
                 "operator states",
-                cpu(lambda: queries.operator_states(source_id=source.pk, operator_ids=ids)),
+                cpu(
+                    lambda: queries.operator_states(
+                        source_id=source.pk, operator_ids=ids, now=timezone.now()
+                    )
+                ),
                 cpu(
                     lambda: (
                         list(Operator.objects.filter(id__in=ids).with_load().order_by("id")),
