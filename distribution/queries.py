@@ -7,6 +7,7 @@ statuses and ids are parameters, and tests/test_queries.py holds each statement 
 to its ORM twin. Everything else reads through these functions, not around them.
 """
 
+import functools
 from collections.abc import Sequence
 from datetime import date, datetime, time, timedelta
 
@@ -94,6 +95,7 @@ def _joined(expression: str) -> str:
 # Each operator with its open load (counted on the partial index contact_open_by_operator),
 # its presence, its shifts and its days off from yesterday on (as text, parsed below),
 # and its weight and round-robin credit on one source (NULL where it is not on it).
+@functools.cache
 def _states_statement() -> str:
     return f"""
     SELECT o.id, o.{O_NAME}, o.{O_ACTIVE}, o.{O_LIMIT}, o.{O_STATUS}, o.{O_ZONE},

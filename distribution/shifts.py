@@ -54,6 +54,8 @@ def is_on_shift(
     now: datetime,
 ) -> bool:
     """Whether `now` falls in one of the shifts, in the operator's zone, and on no day off."""
+    if not shifts and not days_off:
+        return True  # most operators: no need to place the moment in a zone
     local = now.astimezone(ZoneInfo(time_zone))
     if any(day.first_day <= local.date() <= day.last_day for day in days_off):
         return False
