@@ -93,8 +93,10 @@ def set_operator_status(
 ) -> Operator:
     """Whether the operator takes new contacts. Away and offline keep their open ones;
     becoming available is capacity appearing: its waiting contacts come at once."""
-    now = now or timezone.now()
     lock_operators(operator_ids=[operator.pk])
+    # Read after the lock: an assignment made while it was held is earlier, so the
+    # history says exactly when the operator stopped (or started) taking work.
+    now = now or timezone.now()
     locked = Operator.objects.get(pk=operator.pk)
     if _record_status(locked, status, now=now):
         locked.save(update_fields=["status", "status_changed_at"])

@@ -18,8 +18,8 @@ from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
 from core.errors import Conflict
-from distribution import contacts
-from distribution.models import Contact, Operator, Source
+from distribution import contacts, operators
+from distribution.models import Contact, Operator, OperatorStatusChange, Source
 from distribution.sources import set_source_weights
 from leads.identity import build_identity
 from leads.models import Lead
@@ -271,3 +271,58 @@ def database_deadlocks() -> int:
     with connection.cursor() as cursor:
         cursor.execute("SELECT deadlocks FROM pg_stat_database WHERE datname = current_database()")
         return cursor.fetchone()[0]
+
+
+def status_at(history: dict[int, list[tuple]], operator_id: int, moment) -> str:
+    """An operator's status at `moment` by its history (away before any change)."""
+    status = "away"
+    for changed_at, changed_to in history.get(operator_id, []):
+        if changed_at <= moment:
+            status = changed_to
+    return status
+
+
+def test_operators_switching_presence_under_intake_never_get_work_while_away(token):
+    """32 threads of intake while operators switch between available and away: nothing
+    is lost, nobody goes over the limit, no contact goes to an operator while it is
+    away (by the status history), and a freed place never sits beside a waiting one."""
+    sources = shared_operator_setup()
+    # Room for every contact, and everyone away at first: contacts wait until someone
+    # becomes available, which must then take them.
+    Operator.objects.update(max_open_contacts=40, status="away")
+    operator_ids = list(Operator.objects.values_list("id", flat=True))
+    rng = random.Random(5)
+
+    def switch(operator_id: int, status: str) -> Callable[[], object]:
+        return lambda: operators.set_operator_status(
+            operator=Operator(pk=operator_id), status=status
+        )
+
+    tasks = [
+        post_contact(token, rng.choice(sources).code, {"external_id": f"p-{n}"}) for n in range(128)
+    ]
+    tasks += [
+        flow(switch(rng.choice(operator_ids), rng.choice(["available", "away"]))) for _ in range(64)
+    ]
+    rng.shuffle(tasks)
+
+    outcomes = run_at_once(tasks)
+
+    assert Counter(outcomes) == {201: 128, "ok": 64}
+    assert Contact.objects.count() == 128
+    assert operators_over_limit() == []
+    history: dict[int, list[tuple]] = {}
+    for change in OperatorStatusChange.objects.order_by("changed_at", "id"):
+        history.setdefault(change.operator_id, []).append((change.changed_at, change.status))
+    given_while_away = [
+        (contact_id, operator_id)
+        for contact_id, operator_id, assigned_at in Contact.objects.filter(
+            operator__isnull=False
+        ).values_list("id", "operator_id", "assigned_at")
+        if status_at(history, operator_id, assigned_at) != "available"
+    ]
+    assert given_while_away == []
+    free = Operator.objects.with_load().filter(is_active=True, status="available").at_limit(False)
+    assert not Contact.objects.filter(
+        status=Contact.Status.WAITING, source__weights__operator__in=free
+    ).exists()
