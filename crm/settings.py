@@ -162,42 +162,52 @@ TEMPLATES = [
     },
 ]
 
-DATABASE_URL = os.environ.get("DATABASE_URL", "")
-if DATABASE_URL:
-    DATABASES = {
-        "default": dj_database_url.parse(
-            DATABASE_URL,
-            conn_max_age=env_int("DB_CONN_MAX_AGE", 600),
-            conn_health_checks=True,
-        )
+
+def sqlite_database(name: str) -> dict:
+    return {
+        "ENGINE": "django.db.backends.sqlite3",
+        "NAME": name,
+        "OPTIONS": {
+            # IMMEDIATE takes the write lock when the atomic block starts, so two
+            # assignments cannot both read an operator's load before either writes.
+            "transaction_mode": "IMMEDIATE",
+            "timeout": 30,
+            "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
+        },
+        # A file, not memory, so the concurrency tests' threads share one database.
+        "TEST": {"NAME": env_str("SQLITE_TEST_PATH", str(BASE_DIR / ".test-db.sqlite3"))},
     }
+
+
+def postgresql_database(url: str) -> dict:
+    database = dj_database_url.parse(
+        url, conn_max_age=env_int("DB_CONN_MAX_AGE", 600), conn_health_checks=True
+    )
+    options = database.setdefault("OPTIONS", {})
     if env_bool("DB_PREPARED_STATEMENTS", True):
         # Parameters bound on the server, so the same query has the same text and psycopg
         # prepares it after 5 runs on a connection: PostgreSQL then skips parsing and
         # planning, about half its CPU on the intake. Turn off behind a pooler in
         # transaction mode that cannot keep them (PgBouncer before 1.21).
-        DATABASES["default"]["OPTIONS"] = {"server_side_binding": True, "prepare_threshold": 5}
+        options.update({"server_side_binding": True, "prepare_threshold": 5})
     # While PostgreSQL is unreachable a request fails within this many seconds (a 503)
     # rather than waiting on the operating system's TCP timeout.
-    DATABASES["default"].setdefault("OPTIONS", {}).setdefault(
-        "connect_timeout", env_int("DB_CONNECT_TIMEOUT", 3)
+    options.setdefault("connect_timeout", env_int("DB_CONNECT_TIMEOUT", 3))
+    return database
+
+
+DATABASE_URL = os.environ.get("DATABASE_URL", "")
+if DATABASE_URL.startswith(("postgres://", "postgresql://")):
+    DATABASES = {"default": postgresql_database(DATABASE_URL)}
+elif DATABASE_URL.startswith("sqlite://"):
+    DATABASES = {"default": sqlite_database(dj_database_url.parse(DATABASE_URL)["NAME"])}
+elif DATABASE_URL:
+    raise ImproperlyConfigured(
+        "DATABASE_URL must be postgres://user@host:5432/name or sqlite:///path/to/file, "
+        f"got {DATABASE_URL.split('://')[0]}://..."
     )
 else:
-    DATABASES = {
-        "default": {
-            "ENGINE": "django.db.backends.sqlite3",
-            "NAME": env_str("SQLITE_PATH", str(BASE_DIR / "db.sqlite3")),
-            "OPTIONS": {
-                # IMMEDIATE takes the write lock when the atomic block starts, so two
-                # assignments cannot both read an operator's load before either writes.
-                "transaction_mode": "IMMEDIATE",
-                "timeout": 30,
-                "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
-            },
-            # A file, not memory, so the concurrency tests' threads share one database.
-            "TEST": {"NAME": env_str("SQLITE_TEST_PATH", str(BASE_DIR / ".test-db.sqlite3"))},
-        }
-    }
+    DATABASES = {"default": sqlite_database(env_str("SQLITE_PATH", str(BASE_DIR / "db.sqlite3")))}
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 

@@ -98,13 +98,21 @@ def reassign_contact(*, contact: Contact, operator: Operator | None = None) -> C
             source=contact.source, exclude_operator_id=previous_operator_id, locked_ids=locked_ids
         )
         if assignment.operator is None:
-            raise Conflict("No other operator on this source is active and under the limit.")
+            raise Conflict(_nobody_can_take(has_operator=previous_operator_id is not None))
     else:
         assignment = _named_operator(contact, operator)
     give(contact, assignment)
     if previous_operator_id is not None:
         drain_waiting_for_operator(operator_id=previous_operator_id, trigger="contact_reassigned")
     return contact
+
+
+def _nobody_can_take(*, has_operator: bool) -> str:
+    nobody = "No other operator" if has_operator else "No operator"
+    return (
+        f"{nobody} on this source can take it now "
+        "(active, available, on shift and under the limit)."
+    )
 
 
 def _named_operator(contact: Contact, operator: Operator) -> Assignment:

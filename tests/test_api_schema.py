@@ -5,6 +5,7 @@ from drf_spectacular.validation import validate_schema
 from rest_framework.test import APIClient
 
 import core.health
+from distribution.demo import seed_demo
 
 pytestmark = pytest.mark.django_db
 
@@ -126,3 +127,14 @@ def test_an_unknown_api_url_is_404_in_the_error_shape(api):
 
     assert response.status_code == 404
     assert response.json() == {"detail": "Not found."}
+
+
+def test_the_intakes_example_works_against_the_demo_data(schema, api):
+    """Swagger's "Try it out" sends the example: on the demo's data it must be a 201."""
+    seed_demo()
+    content = schema["paths"]["/api/contacts/"]["post"]["requestBody"]["content"]
+    [example] = content["application/json"]["examples"].values()
+
+    response = api.post("/api/contacts/", example["value"], format="json")
+
+    assert response.status_code == 201, response.data

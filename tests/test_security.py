@@ -162,3 +162,22 @@ def test_credentials_never_reach_the_logs(db, staff_user, caplog):
     assert "/api/contacts/" in logged
     for secret in (key, revoked, token, key.partition(".")[2], revoked.partition(".")[2]):
         assert secret not in logged
+
+
+def test_a_sqlite_database_url_serves_a_migrated_file(tmp_path):
+    database = tmp_path / "crm.sqlite3"
+
+    migrated = manage("migrate", "--noinput", DATABASE_URL=f"sqlite:///{database}")
+    checked = manage("check", DATABASE_URL=f"sqlite:///{database}")
+
+    assert migrated.returncode == 0, migrated.stderr
+    assert checked.returncode == 0, checked.stderr
+    assert database.stat().st_size > 0
+
+
+def test_a_database_url_of_another_kind_is_refused_with_the_kinds_it_takes():
+    result = manage("check", DATABASE_URL="mysql://crm@127.0.0.1/crm")
+
+    assert result.returncode != 0
+    assert "DATABASE_URL must be postgres://" in result.stderr
+    assert "sqlite:///" in result.stderr

@@ -119,7 +119,7 @@ class ContactViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.
                 "From a bot",
                 request_only=True,
                 value={
-                    "source": "telegram",
+                    "source": "telegram-bot",
                     "lead": {"external_id": "tg-1001", "phone": "+79161234567", "name": "Anna"},
                     "payload": {"text": "Hello, how much is delivery?"},
                 },

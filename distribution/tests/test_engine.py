@@ -337,3 +337,18 @@ def test_closed_contact_cannot_be_reassigned():
 
     with pytest.raises(Conflict, match="closed"):
         reassign_contact(contact=contact)
+
+
+def test_reassigning_a_waiting_contact_nobody_can_take_does_not_speak_of_another():
+    source = SourceFactory()
+    serve(OperatorFactory(status="away"), source)
+    contact = intake(source)
+
+    with pytest.raises(Conflict) as refusal:
+        reassign_contact(contact=contact)
+
+    assert str(refusal.value) == (
+        "No operator on this source can take it now "
+        "(active, available, on shift and under the limit)."
+    )
+    assert Contact.objects.get(pk=contact.pk).status == Contact.Status.WAITING
