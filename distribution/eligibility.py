@@ -51,8 +51,8 @@ class OperatorState:
 
 
 def state_of(operator: Any, *, load: int | None = None, weight: int | None = None) -> OperatorState:
-    """An Operator row as the rules see it. Its load is `load`, or the `load` it was
-    annotated with (Operator.objects.with_load())."""
+    """An Operator row as the rules see it, shifts aside (lists do not read them). Its
+    load is `load`, or the `load` it was annotated with (Operator.objects.with_load())."""
     return OperatorState(
         operator_id=operator.pk,
         name=operator.name,
@@ -60,6 +60,7 @@ def state_of(operator: Any, *, load: int | None = None, weight: int | None = Non
         load=operator.load if load is None else load,
         limit=operator.max_open_contacts,
         weight=weight,
+        status=operator.status,
     )
 
 

@@ -43,22 +43,16 @@ def status_badge(contact: Contact) -> SafeString:
 
 
 def submitted_weights(formset: BaseInlineFormSet, other_side: str) -> dict[int, int]:
-    """{id of `other_side`: weight} as the inline rows stand after this POST.
-
-    The formset itself saves nothing (`commit=False` only fills what the admin's
-    change message reads); the caller hands the whole list to a service.
-    """
-    formset.save(commit=False)
-    weights = {}
-    for form in formset.forms:
-        if not form.cleaned_data or form in formset.deleted_forms:
-            continue
-        weights[form.cleaned_data[other_side].pk] = form.cleaned_data["weight"]
-    return weights
+    """{id of `other_side`: weight} as the inline's weight rows stand after this POST."""
+    return {getattr(row, f"{other_side}_id"): row.weight for row in kept(formset)}
 
 
 def kept(formset: BaseInlineFormSet) -> list:
-    """The inline's rows as they stand after this POST, unsaved, for a service to store."""
+    """The inline's rows as they stand after this POST, unsaved, for a service to store.
+
+    The formset itself saves nothing (`commit=False` only fills what the admin's change
+    message reads); the caller hands the whole list to a service.
+    """
     formset.save(commit=False)
     return [
         form.instance

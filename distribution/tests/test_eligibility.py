@@ -404,3 +404,13 @@ def test_at_limit_queryset_agrees_with_is_at_limit():
     }
     assert over == {above.pk}
     assert set(Operator.objects.with_load().over_limit().values_list("pk", flat=True)) == over
+
+
+def test_state_of_an_operator_row_keeps_its_presence():
+    operator = OperatorFactory.build(id=3, status="away")
+    operator.load = 0
+
+    state = state_of(operator)
+
+    assert state.status == "away"
+    assert room(state) == 0

@@ -1,10 +1,11 @@
 """Operators at work: presence and shifts in the engine's decision, becoming available
 draining the queue, and the operator's own API (/api/me/) with what it may not touch."""
 
-from datetime import UTC, datetime, time
+from datetime import UTC, datetime, time, timedelta
 
 import pytest
 from django.db import transaction
+from django.utils import timezone
 from rest_framework.test import APIClient
 
 from distribution import engine, operators
@@ -87,16 +88,16 @@ def test_going_away_keeps_open_contacts_and_is_kept_in_the_history():
     assert list(OperatorStatusChange.objects.values_list("status", flat=True)) == ["away"]
 
 
-def test_a_shift_set_to_now_gives_the_operator_its_waiting_contacts():
+def test_taking_back_a_day_off_gives_the_operator_its_waiting_contacts():
     source = SourceFactory()
     ivan = OperatorSourceWeightFactory(source=source).operator
-    Shift.objects.create(operator=ivan, weekday=6, start=time(0, 0), end=time(0, 1))
+    today = timezone.now().date()
+    ivan.days_off.create(first_day=today - timedelta(days=1), last_day=today + timedelta(days=1))
     waiting = ContactFactory(source=source)
-    with transaction.atomic():  # off shift now (a minute on Sundays): nothing moves
-        operators.set_operator_days_off(operator=ivan, days_off=[])
+    operators.set_operator_shifts(operator=ivan, shifts=[])  # on a day off: nothing moves
     assert Contact.objects.get(pk=waiting.pk).status == Contact.Status.WAITING
 
-    operators.set_operator_shifts(operator=ivan, shifts=[])  # no shifts: always on shift
+    operators.set_operator_days_off(operator=ivan, days_off=[])  # no day off, no shifts
 
     assert Contact.objects.get(pk=waiting.pk).operator == ivan
 
