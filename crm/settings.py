@@ -108,6 +108,8 @@ INSTALLED_APPS = [
     "drf_spectacular",
     "drf_spectacular_sidecar",
     "axes",
+    "django_htmx",
+    "desk",
     "distribution",
     "leads",
 ]
@@ -123,6 +125,7 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "core.middleware.StaffOnlyAdminMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
+    "django_htmx.middleware.HtmxMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     # Last, as django-axes asks: it turns a locked-out login into its 429 page.
     "axes.middleware.AxesMiddleware",
@@ -143,6 +146,14 @@ AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
 AXES_RESET_ON_SUCCESS = True
 # Lockouts show in the admin (Axes: access attempts); the logs keep to request lines.
 AXES_VERBOSE = False
+
+# Operators sign in to the desk; staff may too (the admin keeps its own login page).
+LOGIN_URL = "desk:login"
+LOGIN_REDIRECT_URL = "home"
+LOGOUT_REDIRECT_URL = "desk:login"
+# Where this service is reached, for links printed outside a request (a new operator
+# login's set-password link).
+SITE_URL = env_str("SITE_URL", "http://127.0.0.1:8000").rstrip("/")
 
 ROOT_URLCONF = "crm.urls"
 WSGI_APPLICATION = "crm.wsgi.application"

@@ -5,6 +5,7 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 from rest_framework.routers import DefaultRouter
 
 from core.health import health
+from desk.views import home
 from distribution.api.views import (
     ContactViewSet,
     DistributionStatsView,
@@ -22,6 +23,8 @@ router.register("leads", LeadViewSet, basename="lead")
 router.register("contacts", ContactViewSet, basename="contact")
 
 urlpatterns = [
+    path("", home, name="home"),
+    path("desk/", include("desk.urls")),
     # Contacts moved from the leads app to distribution: old bookmarks still lead there.
     re_path(
         r"^admin/leads/contact/(?P<rest>.*)$",

@@ -54,14 +54,22 @@ def register_contact(
     return contact
 
 
-def close_contact(*, contact: Contact) -> Contact:
-    """Close a waiting or open contact; an operator's freed place goes to the queue at once."""
+def close_contact(*, contact: Contact, by_operator: Operator | None = None) -> Contact:
+    """Close a waiting or open contact; an operator's freed place goes to the queue at once.
+
+    `by_operator`: the operator closing its own contact, refused if the contact has
+    moved to someone else since the operator saw it.
+    """
     with transaction.atomic():
         # A conditional update, so two concurrent closes cannot both succeed.
-        closed = Contact.objects.filter(
+        closing = Contact.objects.filter(
             pk=contact.pk, status__in=[Contact.Status.WAITING, Contact.Status.OPEN]
-        ).update(status=Contact.Status.CLOSED, closed_at=timezone.now())
-        if not closed:
+        )
+        if by_operator is not None:
+            closing = closing.filter(operator=by_operator)
+        if not closing.update(status=Contact.Status.CLOSED, closed_at=timezone.now()):
+            if by_operator is not None and not _is_with(contact, by_operator):
+                raise Conflict(NO_LONGER_YOURS)
             raise Conflict("This contact is already closed.")
         # Read back with everything the answer shows, before the commit: a query after
         # it could fail (the database going away) and answer an error for a close
@@ -73,12 +81,15 @@ def close_contact(*, contact: Contact) -> Contact:
 
 
 @transaction.atomic
-def reassign_contact(*, contact: Contact, operator: Operator | None = None) -> Contact:
+def reassign_contact(
+    *, contact: Contact, operator: Operator | None = None, by_operator: Operator | None = None
+) -> Contact:
     """Move a waiting or open contact to `operator`, or to whoever the source's rule picks.
 
     Raises Conflict with the reason when the named operator cannot take it (inactive,
     not on the source, at the limit) or, with no operator named, when nobody else can.
-    The previous operator's freed place then goes to the waiting queue.
+    The previous operator's freed place then goes to the waiting queue. `by_operator`:
+    the operator handing back its own contact, refused if it has moved since.
     """
     # The lead too, so the answer needs no query after the commit (see close_contact).
     contact = (
@@ -88,6 +99,8 @@ def reassign_contact(*, contact: Contact, operator: Operator | None = None) -> C
     )
     if contact.status == Contact.Status.CLOSED:
         raise Conflict("A closed contact cannot be reassigned.")
+    if by_operator is not None and contact.operator_id != by_operator.pk:
+        raise Conflict(NO_LONGER_YOURS)
     previous_operator_id = contact.operator_id
     # Every operator this may touch, locked up front in one statement (lock_operators).
     locked_ids = lock_operators(
@@ -105,6 +118,13 @@ def reassign_contact(*, contact: Contact, operator: Operator | None = None) -> C
     if previous_operator_id is not None:
         drain_waiting_for_operator(operator_id=previous_operator_id, trigger="contact_reassigned")
     return contact
+
+
+NO_LONGER_YOURS = "This contact is no longer yours: it has moved to another operator."
+
+
+def _is_with(contact: Contact, operator: Operator) -> bool:
+    return Contact.objects.filter(pk=contact.pk, operator=operator).exists()
 
 
 def _nobody_can_take(*, has_operator: bool) -> str:

@@ -327,6 +327,12 @@ class Contact(models.Model):
     def __str__(self) -> str:
         return f"Contact {self.pk} ({self.status})"
 
+    @property
+    def message(self) -> str:
+        """What the lead wrote, as bots send it (`payload.text`); empty if they sent none."""
+        text = self.payload.get("text") if isinstance(self.payload, dict) else None
+        return text if isinstance(text, str) else ""
+
 
 # Stripe's limit for the same header: room for a UUID, a hash or a bot's message id.
 MAX_IDEMPOTENCY_KEY_LENGTH = 255

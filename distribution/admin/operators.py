@@ -18,6 +18,7 @@ from distribution.admin.common import (
     submitted_weights,
 )
 from distribution.eligibility import state_of
+from distribution.logins import ensure_operator_login, set_password_path
 from distribution.models import Contact, DayOff, Operator, OperatorSourceWeight, Shift
 from distribution.operators import (
     create_operator,
@@ -92,7 +93,7 @@ class OperatorWeightInline(admin.TabularInline):
 
 @admin.register(Operator)
 class OperatorAdmin(DeleteThroughServiceMixin, admin.ModelAdmin):
-    list_display = ("name", "is_active", "status", "load", "sources_and_weights")
+    list_display = ("name", "is_active", "status", "load", "sources_and_weights", "desk_login")
     list_display_links = ("name",)
     list_filter = (
         "is_active",
@@ -116,7 +117,7 @@ class OperatorAdmin(DeleteThroughServiceMixin, admin.ModelAdmin):
     autocomplete_fields = ("user",)
     list_select_related = ("user",)
     inlines = [OperatorWeightInline, ShiftInline, DayOffInline]
-    actions = ["activate", "deactivate"]
+    actions = ["activate", "deactivate", "give_desk_login"]
     list_per_page = 50
 
     class Media:
@@ -148,6 +149,10 @@ class OperatorAdmin(DeleteThroughServiceMixin, admin.ModelAdmin):
         if len(weights) > SOURCES_SHOWN:
             return format_html("{} and {} more", shown, len(weights) - SOURCES_SHOWN)
         return shown or format_html('<span class="quiet">{}</span>', "no source")
+
+    @admin.display(description="Desk login", ordering="user__username")
+    def desk_login(self, operator: Operator) -> str:
+        return operator.user.get_username() if operator.user else "—"
 
     def save_model(
         self, request: HttpRequest, obj: Operator, form: ModelForm, change: bool
@@ -182,6 +187,29 @@ class OperatorAdmin(DeleteThroughServiceMixin, admin.ModelAdmin):
     @admin.action(description="Deactivate selected operators", permissions=["change"])
     def deactivate(self, request: HttpRequest, queryset: QuerySet) -> None:
         self._set_active(request, queryset.filter(is_active=True), active=False)
+
+    @admin.action(
+        description="Give selected operators a desk login (one-time set-password links)",
+        permissions=["change"],
+    )
+    def give_desk_login(self, request: HttpRequest, queryset: QuerySet) -> None:
+        """A login for each operator without one, and for every operator a fresh link
+        to set the password, to send to the operator (staff never see the password)."""
+        for operator in queryset.order_by("id"):
+            user = ensure_operator_login(operator=operator)
+            link = request.build_absolute_uri(set_password_path(user))
+            self.message_user(
+                request,
+                format_html(
+                    "{} signs in to the desk as <b>{}</b>. Send this link (it works once) "
+                    'to set the password: <a href="{}">{}</a>',
+                    operator.name,
+                    user.get_username(),
+                    link,
+                    link,
+                ),
+                messages.SUCCESS,
+            )
 
     def _set_active(self, request: HttpRequest, queryset: QuerySet, *, active: bool) -> None:
         operators = list(queryset.order_by("id"))

@@ -10,6 +10,7 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING
 
 from django.conf import settings
+from django.http import HttpRequest
 from drf_spectacular.extensions import OpenApiAuthenticationExtension
 from drf_spectacular.plumbing import build_bearer_security_scheme_object
 from rest_framework.authentication import BaseAuthentication, get_authorization_header
@@ -82,7 +83,7 @@ def find_source_key(key: str) -> SourceApiKey | None:
     return api_key
 
 
-def signed_in_operator(request: Request) -> Operator | None:
+def signed_in_operator(request: Request | HttpRequest) -> Operator | None:
     """The operator whose login made the request; None for staff without one, bots and
     anonymous requests."""
     user = request.user

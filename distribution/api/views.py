@@ -158,7 +158,9 @@ class ContactViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.
     )
     @action(detail=True, methods=["post"])
     def close(self, request: Request, pk: str) -> Response:
-        contact = contacts.close_contact(contact=self.get_object())
+        contact = contacts.close_contact(
+            contact=self.get_object(), by_operator=signed_in_operator(request)
+        )
         return Response(ContactSerializer(contact).data)
 
     @extend_schema(

@@ -352,3 +352,21 @@ def test_reassigning_a_waiting_contact_nobody_can_take_does_not_speak_of_another
         "(active, available, on shift and under the limit)."
     )
     assert Contact.objects.get(pk=contact.pk).status == Contact.Status.WAITING
+
+
+@pytest.mark.parametrize("act", ["close", "hand back"])
+def test_an_operator_cannot_close_or_hand_back_a_contact_that_moved_to_someone_else(act):
+    """The desk read the contact as the operator's; staff moved it before the click."""
+    weight = OperatorSourceWeightFactory(operator__name="Ivan")
+    maria = OperatorSourceWeightFactory(source=weight.source, operator__name="Maria").operator
+    contact = ContactFactory(open=True, operator=weight.operator, source=weight.source)
+    reassign_contact(contact=contact, operator=maria)
+
+    with pytest.raises(Conflict, match="no longer yours"):
+        if act == "close":
+            close_contact(contact=contact, by_operator=weight.operator)
+        else:
+            reassign_contact(contact=contact, by_operator=weight.operator)
+
+    contact.refresh_from_db()
+    assert (contact.status, contact.operator) == (Contact.Status.OPEN, maria)

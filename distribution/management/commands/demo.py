@@ -4,17 +4,23 @@ from django.core.management.base import BaseCommand
 from django.db import transaction
 from rest_framework.authtoken.models import Token
 
-from distribution.demo import seed_demo
+from core.errors import Conflict
+from distribution.demo import DEMO_OPERATORS, seed_demo
+from distribution.logins import ensure_operator_login
 from distribution.models import Operator, Source
 
 DEMO_USERNAME = "demo"
 DEMO_PASSWORD = "demo-password"
+# The first demo operator's desk login.
+DEMO_OPERATOR_USERNAME = "ivan"
+DEMO_OPERATOR_PASSWORD = "ivan-password"
 
 
 class Command(BaseCommand):
     help = (
-        "Create a demo staff login and API token; on an empty database, demo operators, "
-        "sources, two weeks of contact history and a few live contacts."
+        "Create a demo staff login and API token; on an empty database, demo operators "
+        "(the first with a desk login), sources, two weeks of contact history and a few "
+        "live contacts."
     )
 
     def handle(self, *args: object, **options: object) -> None:
@@ -26,12 +32,37 @@ class Command(BaseCommand):
             self.stdout.write("Demo operators, sources and contacts created.")
         self.stdout.write(
             f"Admin:     http://127.0.0.1:8000/admin/  login {DEMO_USERNAME} / {DEMO_PASSWORD}\n"
+            "Board:     http://127.0.0.1:8000/desk/board/  (the same staff login)"
+        )
+        operator = self._demo_operator()
+        if operator is not None:
+            self.stdout.write(
+                f"Desk:      http://127.0.0.1:8000/desk/   login {DEMO_OPERATOR_USERNAME} / "
+                f"{DEMO_OPERATOR_PASSWORD}  (operator {operator.name})"
+            )
+        self.stdout.write(
             f"API token: {token.key}\n"
             f"Try:       curl -H 'Authorization: Token {token.key}' "
             "-H 'Content-Type: application/json' "
             '-d \'{"source": "telegram-bot", "lead": {"phone": "+79161234567"}}\' '
             "http://127.0.0.1:8000/api/contacts/"
         )
+
+    def _demo_operator(self) -> Operator | None:
+        """The first demo operator, given its desk login if it has none; None when the
+        demo's operator or its login has been changed since."""
+        operator = Operator.objects.filter(name=DEMO_OPERATORS[0][0]).first()
+        if operator is None:
+            return None
+        if operator.user_id is None:
+            try:
+                user = ensure_operator_login(operator=operator, username=DEMO_OPERATOR_USERNAME)
+            except Conflict:
+                return None
+            user.set_password(DEMO_OPERATOR_PASSWORD)
+            user.save()
+            return operator
+        return operator if operator.user.get_username() == DEMO_OPERATOR_USERNAME else None
 
     def _demo_user(self) -> AbstractBaseUser:
         user, created = get_user_model().objects.get_or_create(

@@ -1,0 +1,145 @@
+"""What the supervisors' board shows: every operator's presence and load, every source's
+waiting queue, and the latest assignments with their reasons. Reads only."""
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from django.db.models import Count, Min
+from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
+
+from distribution import eligibility, queries
+from distribution.eligibility import MANUAL, WAITING_QUEUE, Decision, OperatorState
+from distribution.models import Contact, Operator, Source
+
+RECENT_ASSIGNMENTS = 50
+
+# What freed the capacity a waiting contact was given from (engine.drain_waiting_for_operator).
+TRIGGERS = {
+    "contact_closed": gettext_lazy("a contact was closed"),
+    "contact_reassigned": gettext_lazy("a contact was handed on"),
+    "operator_available": gettext_lazy("the operator became available"),
+    "operator_updated": gettext_lazy("the operator's limit or team membership changed"),
+    "weights_changed": gettext_lazy("the source's weights changed"),
+    "shifts_changed": gettext_lazy("the operator's shifts changed"),
+}
+
+
+@dataclass(frozen=True)
+class OperatorRow:
+    operator: Operator
+    state: OperatorState
+    oldest_open_at: datetime | None
+
+    @property
+    def takes_work(self) -> bool:
+        return eligibility.takes_work(self.state)
+
+    @property
+    def load_percent(self) -> int:
+        """How full the operator is, for its load bar (a limit of 0 is full)."""
+        if self.state.limit <= 0:
+            return 100
+        return min(100, round(100 * self.state.load / self.state.limit))
+
+
+@dataclass(frozen=True)
+class SourceRow:
+    source: Source
+    waiting: int
+    oldest_waiting_at: datetime | None
+
+
+@dataclass(frozen=True)
+class Board:
+    operators: list[OperatorRow]
+    sources: list[SourceRow]
+    assignments: list[Contact]
+
+    @property
+    def waiting(self) -> int:
+        return sum(row.waiting for row in self.sources)
+
+    @property
+    def presence(self) -> dict[str, int]:
+        """How many operators on the team are available, away and offline."""
+        counts = dict.fromkeys(Operator.Status.values, 0)
+        for row in self.operators:
+            if row.state.is_active:
+                counts[row.state.status] += 1
+        return counts
+
+
+def read_board(now: datetime) -> Board:
+    return Board(
+        operators=_operator_rows(now),
+        sources=_source_rows(),
+        assignments=list(
+            # The partial index contact_assigned_at, read backwards.
+            Contact.objects.filter(operator__isnull=False, assigned_at__isnull=False)
+            .select_related("lead", "source", "operator")
+            .order_by("-assigned_at", "-id")[:RECENT_ASSIGNMENTS]
+        ),
+    )
+
+
+def _operator_rows(now: datetime) -> list[OperatorRow]:
+    operators = list(Operator.objects.order_by("-is_active", "name", "id"))
+    states = {
+        state.operator_id: state
+        for state in queries.operator_states(
+            source_id=None, operator_ids=[operator.pk for operator in operators], now=now
+        )
+    }
+    oldest_open = dict(
+        Contact.objects.filter(status=Contact.Status.OPEN)
+        .values("operator_id")
+        .annotate(oldest=Min("created_at"))
+        .values_list("operator_id", "oldest")
+    )
+    return [
+        OperatorRow(operator, states[operator.pk], oldest_open.get(operator.pk))
+        for operator in operators
+    ]
+
+
+def _source_rows() -> list[SourceRow]:
+    # The partial index contact_waiting_by_source: only waiting rows are read.
+    queues = {
+        row["source_id"]: row
+        for row in Contact.objects.filter(status=Contact.Status.WAITING)
+        .values("source_id")
+        .annotate(waiting=Count("id"), oldest=Min("created_at"))
+    }
+    sources = Source.objects.filter(is_active=True) | Source.objects.filter(pk__in=list(queues))
+    rows = [
+        SourceRow(
+            source,
+            queues.get(source.pk, {}).get("waiting", 0),
+            queues.get(source.pk, {}).get("oldest"),
+        )
+        for source in sources.order_by("code")
+    ]
+    # The longest queue first: that is where someone is needed.
+    return sorted(rows, key=lambda row: -row.waiting)
+
+
+def assignment_reason(contact: Contact) -> str:
+    """Why the contact went to its operator, in a few words."""
+    decision = Decision.from_json(contact.decision or {})
+    if decision.strategy == MANUAL:
+        return _("Chosen by staff")
+    if decision.strategy == WAITING_QUEUE:
+        trigger = TRIGGERS.get(decision.trigger or "", decision.trigger or "")
+        return _("From the waiting queue: %(trigger)s") % {"trigger": trigger}
+    if not decision.candidates:
+        # Rows loaded in bulk (manage.py seed, the demo's history) carry no candidates.
+        return _("Loaded with the history")
+    eligible = sum(1 for candidate in decision.candidates if candidate.left_out is None)
+    strategies = dict(Source.Strategy.choices)
+    strategy = strategies.get(decision.strategy, decision.strategy)
+    return _("%(strategy)s; %(eligible)d of %(candidates)d could take it") % {
+        "strategy": strategy,
+        "eligible": eligible,
+        "candidates": len(decision.candidates),
+    }
