@@ -1,0 +1,324 @@
+"""The operator's desk and the supervisors' board in a real headless Chromium.
+
+Both pages refresh a live part of themselves with htmx every 5 seconds, so what the
+database gets while a page is open must show up there without a reload. Each test
+leaves screenshots under artifacts/ at 1400 and 400 px wide, and at 400 px nothing may
+stick out sideways. Skipped only when chromium and chromedriver are not installed.
+"""
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import TypeVar
+
+import pytest
+from selenium import webdriver
+from selenium.common.exceptions import StaleElementReferenceException
+from selenium.webdriver.chrome.service import Service
+from selenium.webdriver.common.by import By
+from selenium.webdriver.remote.webdriver import WebDriver
+from selenium.webdriver.support import expected_conditions
+from selenium.webdriver.support.ui import WebDriverWait
+
+from distribution.contacts import register_contact
+from distribution.models import Contact, Operator
+from leads.identity import build_identity
+from tests.factories import (
+    ContactFactory,
+    LeadFactory,
+    OperatorFactory,
+    OperatorSourceWeightFactory,
+    SourceFactory,
+    StaffUserFactory,
+    UserFactory,
+)
+from tests.test_browser_admin import ARTIFACTS, CHROMEDRIVER, CHROMIUM, CHROMIUM_FLAGS
+
+# Two polls of the live part (every 5 s) and some slack.
+LIVE_TIMEOUT = 15
+DESKTOP_WIDTH = 1400
+PHONE_WIDTH = 400
+
+T = TypeVar("T")
+
+pytestmark = [
+    pytest.mark.skipif(
+        not (CHROMIUM and CHROMEDRIVER), reason="chromium and chromedriver are not installed"
+    ),
+    pytest.mark.django_db(transaction=True),
+]
+
+
+@pytest.fixture
+def browser(tmp_path: Path) -> WebDriver:
+    options = webdriver.ChromeOptions()
+    options.binary_location = CHROMIUM
+    for flag in [*CHROMIUM_FLAGS, f"--user-data-dir={tmp_path / 'chromium-profile'}"]:
+        options.add_argument(flag)
+    # Paths given: Selenium Manager, which would download a driver, is never asked.
+    driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
+    yield driver
+    driver.quit()
+
+
+@pytest.fixture
+def telegram():
+    return SourceFactory(code="telegram-bot", name="Telegram bot")
+
+
+@pytest.fixture
+def ivan(telegram) -> Operator:
+    """An operator with a desk login, on the Telegram bot, room for 3."""
+    operator = OperatorFactory(name="Ivan", user=UserFactory(username="ivan"), max_open_contacts=3)
+    OperatorSourceWeightFactory(operator=operator, source=telegram)
+    return operator
+
+
+def screenshots(browser: WebDriver, name: str) -> list[Path]:
+    """The whole page at desktop width, then at a phone's, where it must not scroll sideways."""
+    ARTIFACTS.mkdir(exist_ok=True)
+    paths = []
+    for width in (DESKTOP_WIDTH, PHONE_WIDTH):
+        browser.set_window_size(width, 600)
+        # The window's own bars take part of its height: the viewport is what is left.
+        bars = 600 - browser.execute_script("return window.innerHeight")
+        # As tall as the content at this width, so no vertical scrollbar eats the width.
+        height = browser.execute_script("return document.documentElement.scrollHeight")
+        browser.set_window_size(width, max(600, min(height, 3000)) + bars)
+        assert browser.execute_script("return window.innerWidth") == width
+        path = ARTIFACTS / f"{name}-{width}.png"
+        assert browser.save_screenshot(str(path))
+        paths.append(path)
+        # Checked after the shot is taken, so that a failure leaves the picture of it.
+        overflow = browser.execute_script("return document.documentElement.scrollWidth")
+        assert overflow <= width, f"{path.name}: the page is {overflow} px wide"
+    browser.set_window_size(DESKTOP_WIDTH, 1000)
+    return paths
+
+
+def wait_for(
+    browser: WebDriver,
+    condition: Callable[[WebDriver], object],
+    timeout: float = 10,
+    message: str = "",
+):
+    """Until `condition` holds; an element the live part replaced meanwhile is looked up anew."""
+    return WebDriverWait(
+        browser, timeout, ignored_exceptions=[StaleElementReferenceException]
+    ).until(condition, message)
+
+
+def text_of(css: str) -> Callable[[WebDriver], str]:
+    return lambda browser: browser.find_element(By.CSS_SELECTOR, css).text
+
+
+def click_through(browser: WebDriver, css: str) -> None:
+    """Click what leads to another page, and wait for that page, so nothing is read off the
+    old one; the element is looked up again if a poll swapped the live part under it."""
+    old_page = browser.find_element(By.TAG_NAME, "html")
+
+    def clicked(browser: WebDriver) -> bool:
+        browser.find_element(By.CSS_SELECTOR, css).click()
+        return True
+
+    wait_for(browser, clicked)
+    wait_for(browser, expected_conditions.staleness_of(old_page))
+
+
+def settled(browser: WebDriver, read: Callable[[WebDriver], T]) -> T:
+    """`read(browser)`, read again if a poll replaced the live part while it ran (the
+    live part is redrawn at least once a minute, for its ages)."""
+    for _ in range(3):
+        try:
+            return read(browser)
+        except StaleElementReferenceException:
+            continue
+    return read(browser)
+
+
+def message(browser: WebDriver) -> str:
+    return wait_for(browser, text_of("ul.messages li"))
+
+
+def sign_in_to_desk(browser: WebDriver, live_server, username: str) -> None:
+    browser.get(f"{live_server.url}/desk/login/")
+    browser.find_element(By.NAME, "username").send_keys(username)
+    browser.find_element(By.NAME, "password").send_keys("user-password")
+    browser.find_element(By.CSS_SELECTOR, "button[type=submit].primary").click()
+    wait_for(browser, expected_conditions.title_contains("· Desk"))
+
+
+def test_operator_sees_a_new_contact_arrive_closes_it_and_goes_away(
+    browser: WebDriver, live_server, ivan: Operator, telegram
+):
+    sign_in_to_desk(browser, live_server, "ivan")
+    assert browser.title == "Ivan · Desk"
+    assert "No open contacts" in settled(browser, text_of("#live"))
+    screenshots(browser, "desk-empty")
+
+    # Registered while the page is open, the way a bot's request is: the engine picks Ivan.
+    contact = register_contact(
+        source=telegram,
+        identity=build_identity(phone="+79161234567", name="Anna Lead"),
+        payload={"text": "Please call me back, it is <b>bold</b> of me to ask."},
+    )
+    assert contact.operator == ivan
+
+    wait_for(
+        browser,
+        expected_conditions.visibility_of_element_located((By.ID, f"contact-{contact.pk}")),
+        timeout=LIVE_TIMEOUT,
+    )
+
+    def read_card(browser: WebDriver) -> dict:
+        card = browser.find_element(By.ID, f"contact-{contact.pk}")
+        text = card.find_element(By.CSS_SELECTOR, "p.message")
+        return {
+            "classes": card.get_attribute("class").split(),
+            "lead": card.find_element(By.CSS_SELECTOR, ".lead-name").text,
+            "message": text.text,
+            "tags in message": [tag.tag_name for tag in text.find_elements(By.XPATH, ".//*")],
+            "badge": browser.find_element(By.CSS_SELECTOR, ".list-head .badge-new").text,
+        }
+
+    card = settled(browser, read_card)
+    assert "is-new" in card["classes"]
+    assert card["lead"] == "Anna Lead"
+    assert card["badge"] == "1 new since you last looked"
+    # What the lead wrote is text, never markup.
+    assert "<b>bold</b>" in card["message"]
+    assert card["tags in message"] == []
+    # The tab says so too, for an operator looking at another tab.
+    wait_for(
+        browser,
+        lambda browser: browser.title.startswith("(1) "),
+        message="the document title never got the count of new contacts",
+    )
+    assert browser.title == "(1) Ivan · Desk"
+    screenshots(browser, "desk-new-contact")
+
+    click_through(browser, f"#contact-{contact.pk} .actions button.primary")
+
+    assert message(browser) == f"Contact #{contact.pk} closed."
+    assert browser.find_elements(By.ID, f"contact-{contact.pk}") == []
+    contact.refresh_from_db()
+    assert contact.status == Contact.Status.CLOSED
+    assert contact.closed_at is not None
+
+    click_through(browser, "button[name=status][value=away]")
+
+    assert message(browser) == "You are away."
+    pressed = settled(
+        browser,
+        lambda browser: {
+            button.get_attribute("value"): button.get_attribute("aria-pressed")
+            for button in browser.find_elements(By.CSS_SELECTOR, "button[name=status]")
+        },
+    )
+    assert pressed == {"available": "false", "away": "true", "offline": "false"}
+    ivan.refresh_from_db()
+    assert ivan.status == Operator.Status.AWAY
+    screenshots(browser, "desk-away")
+
+
+def test_staff_follow_the_board_from_the_admin_and_watch_a_queue_grow(
+    browser: WebDriver, live_server, telegram
+):
+    oleg = OperatorFactory(name="Oleg", max_open_contacts=3)
+    OperatorSourceWeightFactory(operator=oleg, source=telegram)
+    ContactFactory(open=True, operator=oleg, source=telegram)
+    # No operator works this source: what it gets waits.
+    web_form = SourceFactory(code="web-form", name="Web form")
+    ContactFactory(source=web_form)
+    StaffUserFactory(username="supervisor")
+
+    browser.get(f"{live_server.url}/admin/login/")
+    browser.find_element(By.NAME, "username").send_keys("supervisor")
+    browser.find_element(By.NAME, "password").send_keys("staff-password")
+    browser.find_element(By.CSS_SELECTOR, "input[type=submit]").click()
+    wait_for(browser, expected_conditions.title_contains("Site administration"))
+    browser.find_element(By.LINK_TEXT, "Board").click()
+
+    wait_for(
+        browser, expected_conditions.visibility_of_element_located((By.ID, f"operator-{oleg.pk}"))
+    )
+    assert browser.title.startswith("Board")
+    assert settled(browser, text_of(f"#operator-{oleg.pk} .pill")) == "Available"
+    assert settled(browser, text_of(f"#operator-{oleg.pk} .meter-text")) == "1 / 3"
+    assert settled(browser, text_of("#source-web-form .waiting-count")) == "1"
+    screenshots(browser, "board")
+
+    contact = register_contact(
+        source=web_form,
+        identity=build_identity(email="boris@example.com", name="Boris Lead"),
+        payload={"text": "Is anyone there?"},
+    )
+    assert contact.status == Contact.Status.WAITING
+
+    # The page is not reloaded: the live part's poll brings the new count.
+    wait_for(
+        browser,
+        lambda browser: text_of("#source-web-form .waiting-count")(browser) == "2",
+        timeout=LIVE_TIMEOUT,
+    )
+    queue = settled(
+        browser,
+        lambda browser: browser.find_element(By.ID, "source-web-form").get_attribute("class"),
+    )
+    assert queue == "has-waiting"
+    screenshots(browser, "board-queue-grew")
+
+
+def test_operator_reads_the_leads_history_from_every_source(
+    browser: WebDriver, live_server, ivan: Operator, telegram
+):
+    lead = LeadFactory(name="Anna Lead", phone="+79161234567")
+    ContactFactory(
+        closed=True,
+        lead=lead,
+        source=SourceFactory(code="web-form", name="Web form"),
+        operator=OperatorFactory(name="Maria"),
+        payload={"text": "I would like a quote for 40 chairs."},
+    )
+    own = ContactFactory(
+        open=True,
+        lead=lead,
+        source=telegram,
+        operator=ivan,
+        payload={"text": "Any news about the chairs?", "order": "A-1042"},
+    )
+    # Another lead's contact stays out of this lead's history.
+    ContactFactory(closed=True, source=telegram, operator=ivan, payload={"text": "Unrelated"})
+
+    sign_in_to_desk(browser, live_server, "ivan")
+    click_through(browser, f"#contact-{own.pk} .lead-name")
+    wait_for(browser, expected_conditions.title_contains("Anna Lead"))
+
+    assert browser.find_element(By.TAG_NAME, "h1").text == "Anna Lead"
+    assert browser.find_element(By.CSS_SELECTOR, ".contact-detail p.message").text == (
+        "Any news about the chairs?"
+    )
+    rows = browser.find_elements(By.CSS_SELECTOR, ".history tbody tr")
+    seen = [
+        {
+            label: row.find_element(By.CSS_SELECTOR, f"td[data-label={label}]").text
+            for label in ("Source", "Status", "Operator", "Message")
+        }
+        for row in rows
+    ]
+    # Newest first: Ivan's open one came after Maria's closed one.
+    assert seen == [
+        {
+            "Source": "Telegram bot",
+            "Status": "Open",
+            "Operator": "you",
+            "Message": "Any news about the chairs?",
+        },
+        {
+            "Source": "Web form",
+            "Status": "Closed",
+            "Operator": "Maria",
+            "Message": "I would like a quote for 40 chairs.",
+        },
+    ]
+    assert rows[0].get_attribute("class") == "current"
+    screenshots(browser, "desk-lead-history")
