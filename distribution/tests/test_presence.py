@@ -1,7 +1,7 @@
 """Operators at work: presence and shifts in the engine's decision, becoming available
 draining the queue, and the operator's own API (/api/me/) with what it may not touch."""
 
-from datetime import UTC, datetime, time, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 
 import pytest
 from django.db import transaction
@@ -9,7 +9,7 @@ from django.utils import timezone
 from rest_framework.test import APIClient
 
 from distribution import engine, operators
-from distribution.models import Contact, Operator, OperatorStatusChange, Shift
+from distribution.models import Contact, DayOff, Operator, OperatorStatusChange, Shift
 from distribution.shifts import ShiftInterval
 from tests.factories import (
     ContactFactory,
@@ -37,7 +37,7 @@ def test_away_offline_and_off_shift_operators_are_left_out_with_their_reason():
     for name, status in [("Anna", "available"), ("Boris", "away"), ("Vera", "offline")]:
         OperatorSourceWeightFactory(source=source, operator__name=name, operator__status=status)
     gleb = OperatorSourceWeightFactory(source=source, operator__name="Gleb").operator
-    Shift.objects.create(operator=gleb, weekday=0, start=time(9), end=time(18))  # Mondays
+    operators.set_operator_shifts(operator=gleb, shifts=[ShiftInterval(0, time(9), time(18))])
 
     assert decide(source) == {"Anna": None, "Boris": "away", "Vera": "offline", "Gleb": "off_shift"}
 
@@ -45,7 +45,8 @@ def test_away_offline_and_off_shift_operators_are_left_out_with_their_reason():
 def test_a_night_shift_past_midnight_counts_in_the_engine():
     source = SourceFactory()
     owl = OperatorSourceWeightFactory(source=source, operator__name="Owl").operator
-    Shift.objects.create(operator=owl, weekday=1, start=time(22), end=time(6))  # Tue night
+    # Tuesday night, past midnight
+    operators.set_operator_shifts(operator=owl, shifts=[ShiftInterval(1, time(22), time(6))])
 
     assert decide(source, datetime(2026, 12, 2, 3, 0, tzinfo=UTC)) == {"Owl": None}
     assert decide(source, datetime(2026, 12, 2, 6, 0, tzinfo=UTC)) == {"Owl": "off_shift"}
@@ -54,7 +55,8 @@ def test_a_night_shift_past_midnight_counts_in_the_engine():
 def test_a_day_off_keeps_the_operator_off_shift():
     source = SourceFactory()
     operator = OperatorSourceWeightFactory(source=source, operator__name="Ivan").operator
-    operator.days_off.create(first_day="2026-12-01", last_day="2026-12-03")
+    days_off = [DayOff(first_day=date(2026, 12, 1), last_day=date(2026, 12, 3))]
+    operators.set_operator_days_off(operator=operator, days_off=days_off)
 
     assert decide(source) == {"Ivan": "off_shift"}
     assert decide(source, datetime(2026, 12, 4, 12, 0, tzinfo=UTC)) == {"Ivan": None}
@@ -92,9 +94,9 @@ def test_taking_back_a_day_off_gives_the_operator_its_waiting_contacts():
     source = SourceFactory()
     ivan = OperatorSourceWeightFactory(source=source).operator
     today = timezone.now().date()
-    ivan.days_off.create(first_day=today - timedelta(days=1), last_day=today + timedelta(days=1))
     waiting = ContactFactory(source=source)
-    operators.set_operator_shifts(operator=ivan, shifts=[])  # on a day off: nothing moves
+    days_off = [DayOff(first_day=today - timedelta(days=1), last_day=today + timedelta(days=1))]
+    operators.set_operator_days_off(operator=ivan, days_off=days_off)  # nothing moves
     assert Contact.objects.get(pk=waiting.pk).status == Contact.Status.WAITING
 
     operators.set_operator_days_off(operator=ivan, days_off=[])  # no day off, no shifts
@@ -241,3 +243,22 @@ def test_a_staff_login_cannot_become_an_operators_login(api, ivan, staff_user):
 
     assert response.status_code == 400
     assert list(response.data) == ["user"]
+
+
+def test_the_operators_row_keeps_its_hours_whichever_way_they_are_set():
+    """Operator.hours, which the intake reads, follows the shifts and days off."""
+    ivan = OperatorFactory()
+    monday = [ShiftInterval(0, time(9), time(18))]
+    holiday = [DayOff(first_day=date(2026, 12, 31), last_day=date(2027, 1, 2))]
+
+    def hours() -> str:
+        return Operator.objects.get(pk=ivan.pk).hours
+
+    operators.set_operator_shifts(operator=ivan, shifts=monday)
+    assert hours() == "0 09:00 18:00;"
+    operators.set_operator_days_off(operator=ivan, days_off=holiday)
+    assert hours() == "0 09:00 18:00;2026-12-31 2027-01-02"
+    operators.set_operator_shifts(operator=ivan, shifts=[])
+    assert hours() == ";2026-12-31 2027-01-02"
+    operators.set_operator_days_off(operator=ivan, days_off=[])
+    assert hours() == ""

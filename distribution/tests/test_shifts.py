@@ -5,7 +5,14 @@ from datetime import UTC, date, datetime, time
 
 import pytest
 
-from distribution.shifts import DayOff, ShiftInterval, is_on_shift, overlaps
+from distribution.shifts import (
+    DayOff,
+    ShiftInterval,
+    hours_text,
+    is_on_shift,
+    overlaps,
+    read_hours,
+)
 
 MONDAY, FRIDAY, SATURDAY, SUNDAY = 0, 4, 5, 6
 OFFICE = [ShiftInterval(MONDAY, time(9), time(18))]
@@ -98,3 +105,14 @@ def test_overlapping_shifts_are_found_also_across_the_end_of_the_week():
         )
         == []
     )
+
+
+def test_hours_read_back_as_they_were_written():
+    shifts = [ShiftInterval(0, time(9), time(18)), ShiftInterval(4, time(22), time(6))]
+    days_off = [DayOff(date(2026, 12, 31), date(2027, 1, 2))]
+
+    assert read_hours(hours_text(shifts, days_off)) == (shifts, days_off)
+    assert read_hours(hours_text(shifts, [])) == (shifts, [])
+    assert read_hours(hours_text([], days_off)) == ([], days_off)
+    assert hours_text([], []) == ""
+    assert read_hours("") == ([], [])
