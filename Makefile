@@ -1,4 +1,5 @@
-# The two commands: `make run` serves the app on 127.0.0.1:8000, `make test` runs the suite.
+# The two commands: `make run` serves the app on 127.0.0.1:8000 with its background worker,
+# `make test` runs the suite.
 PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
@@ -14,9 +15,11 @@ $(VENV)/installed: requirements.txt requirements-dev.txt
 
 install: $(VENV)/installed
 
+# The background worker runs beside the web server and stops with it (Ctrl-C reaches both).
 run: install
 	$(PY) manage.py migrate --noinput
 	$(PY) manage.py demo
+	$(PY) manage.py run_worker & worker=$$!; trap 'kill $$worker 2>/dev/null' EXIT; \
 	DEBUG=1 $(PY) manage.py runserver 127.0.0.1:8000
 
 test: install

@@ -109,6 +109,7 @@ INSTALLED_APPS = [
     "drf_spectacular_sidecar",
     "axes",
     "django_htmx",
+    "core",
     "desk",
     "distribution",
     "leads",

@@ -22,6 +22,7 @@ TRIGGERS = {
     "operator_updated": gettext_lazy("the operator's limit or team membership changed"),
     "weights_changed": gettext_lazy("the source's weights changed"),
     "shifts_changed": gettext_lazy("the operator's shifts changed"),
+    "shift_started": gettext_lazy("the operator's shift started"),
 }
 
 

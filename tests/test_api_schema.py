@@ -1,10 +1,8 @@
 import pytest
 from django.contrib.staticfiles import finders
-from django.db import OperationalError
 from drf_spectacular.validation import validate_schema
 from rest_framework.test import APIClient
 
-import core.health
 from distribution.demo import seed_demo
 
 pytestmark = pytest.mark.django_db
@@ -99,27 +97,6 @@ def test_swagger_ui_is_served_from_local_static_files(db):
     assert "/static/drf_spectacular_sidecar/swagger-ui-dist/swagger-ui-bundle.js" in page
     assert "cdn." not in page
     assert finders.find("drf_spectacular_sidecar/swagger-ui-dist/swagger-ui-bundle.js")
-
-
-def test_health_checks_the_database(db):
-    response = APIClient().get("/health/")
-
-    assert response.status_code == 200
-    assert response.json() == {"status": "ok", "database": "ok"}
-
-
-class UnreachableDatabase:
-    def cursor(self):
-        raise OperationalError("connection refused")
-
-
-def test_health_is_503_when_the_database_is_unreachable(db, monkeypatch):
-    monkeypatch.setattr(core.health, "connection", UnreachableDatabase())
-
-    response = APIClient().get("/health/")
-
-    assert response.status_code == 503
-    assert response.json() == {"status": "unavailable", "database": "unreachable"}
 
 
 def test_an_unknown_api_url_is_404_in_the_error_shape(api):

@@ -14,16 +14,18 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 from django.db import connection
 from django.db.models import Count, F, Q
+from django.utils import timezone
 from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
 from core.errors import Conflict
-from distribution import contacts, operators
+from distribution import contacts, operators, worker
 from distribution.models import Contact, Operator, OperatorStatusChange, Source
 from distribution.sources import set_source_weights
 from leads.identity import build_identity
 from leads.models import Lead
 from tests.factories import (
+    ContactFactory,
     OperatorFactory,
     OperatorSourceWeightFactory,
     SourceFactory,
@@ -326,3 +328,22 @@ def test_operators_switching_presence_under_intake_never_get_work_while_away(tok
     assert not Contact.objects.filter(
         status=Contact.Status.WAITING, source__weights__operator__in=free
     ).exists()
+
+
+def test_workers_draining_at_once_give_each_waiting_contact_once_and_nobody_too_many():
+    """Eight workers run the shift-start pass at the same moment over one queue."""
+    source = SourceFactory(code="night-bot")
+    limits = [3, 5, 2, 4]
+    team = [OperatorFactory(max_open_contacts=limit) for limit in limits]
+    set_source_weights(source=source, weights={operator.pk: 1 for operator in team})
+    waiting = [ContactFactory(source=source) for _ in range(30)]
+    now = timezone.now()
+
+    done = run_at_once([lambda: worker.drain_where_shifts_started(now)] * 8, threads=8)
+
+    assert sum(done) == sum(limits)  # every place filled, none twice
+    assert operators_over_limit() == []
+    statuses = Counter(
+        Contact.objects.filter(pk__in=[c.pk for c in waiting]).values_list("status", flat=True)
+    )
+    assert statuses == {Contact.Status.OPEN: sum(limits), Contact.Status.WAITING: 30 - sum(limits)}

@@ -141,3 +141,32 @@ def test_entrypoint_migrates_runs_commands_and_serves_with_gunicorn(app_env):
         os.killpg(server.pid, signal.SIGTERM)
         server.wait(timeout=30)
     assert server.returncode == 0
+
+
+def test_the_worker_runs_through_the_entrypoint_and_stops_cleanly_on_sigterm(app_env):
+    """As docker-compose's worker service runs it: migrate, then `run_worker`."""
+    worker = subprocess.Popen(
+        [str(ENTRYPOINT), sys.executable, "manage.py", "run_worker"],
+        env=app_env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while not worker_has_beaten(app_env):
+            assert worker.poll() is None, worker.communicate()[1]
+            assert time.monotonic() < deadline, "the worker wrote no heartbeat within 60 s"
+            time.sleep(0.5)
+    finally:
+        os.killpg(worker.pid, signal.SIGTERM)
+        _, log = worker.communicate(timeout=30)
+    assert worker.returncode == 0, log
+    assert log.strip().splitlines()[-1] == '{"worker": "stopped"}'
+
+
+def worker_has_beaten(env: dict[str, str]) -> bool:
+    read = "from core.models import Heartbeat; print(Heartbeat.objects.exists())"
+    output = run_entrypoint(env, sys.executable, "manage.py", "shell", "-c", read)
+    return output.split()[-1] == "True"  # after the entrypoint's migrate lines

@@ -1,0 +1,125 @@
+"""The background worker's passes and loop, with an injected clock: no sleeping."""
+
+from datetime import UTC, datetime, time, timedelta
+
+import pytest
+from django.db import OperationalError
+
+from core.health import WORKER
+from core.models import Heartbeat
+from distribution import operators
+from distribution.models import Contact, Operator
+from distribution.shifts import ShiftInterval
+from distribution.worker import Pass, Worker, drain_where_shifts_started
+from tests.factories import ContactFactory, OperatorSourceWeightFactory
+
+pytestmark = pytest.mark.django_db
+
+# Monday 7 December 2026, in Europe/Berlin (UTC+1 in winter).
+BEFORE_NINE = datetime(2026, 12, 7, 7, 59, tzinfo=UTC)
+AT_NINE = datetime(2026, 12, 7, 8, 0, tzinfo=UTC)
+
+
+@pytest.fixture
+def morning_shift():
+    """Ivan works Mondays from 09:00 in Berlin; two contacts of his source are waiting."""
+    weight = OperatorSourceWeightFactory(
+        operator__name="Ivan", operator__time_zone="Europe/Berlin", operator__max_open_contacts=5
+    )
+    ivan = weight.operator
+    operators.set_operator_shifts(operator=ivan, shifts=[ShiftInterval(0, time(9), time(17))])
+    waiting = [ContactFactory(source=weight.source) for _ in range(2)]
+    return ivan, waiting
+
+
+def test_the_worker_gives_waiting_contacts_to_an_operator_whose_shift_started(morning_shift):
+    ivan, waiting = morning_shift
+
+    assert drain_where_shifts_started(BEFORE_NINE) == 0
+    assert drain_where_shifts_started(AT_NINE) == 2
+
+    for contact in waiting:
+        contact.refresh_from_db()
+        assert (contact.status, contact.operator) == (Contact.Status.OPEN, ivan)
+        assert contact.assigned_at == AT_NINE
+        assert contact.decision["trigger"] == "shift_started"
+
+
+@pytest.mark.parametrize(
+    "change", [{"status": "away"}, {"is_active": False}, {"max_open_contacts": 0}]
+)
+def test_the_worker_gives_nothing_to_an_operator_who_cannot_take_work(morning_shift, change):
+    ivan, _ = morning_shift
+    Operator.objects.filter(pk=ivan.pk).update(**change)
+
+    assert drain_where_shifts_started(AT_NINE) == 0
+    assert Contact.objects.filter(status=Contact.Status.WAITING).count() == 2
+
+
+class Clock:
+    def __init__(self, start: datetime) -> None:
+        self.now = start
+
+    def __call__(self) -> datetime:
+        return self.now
+
+
+def counting_pass(name: str, every_seconds: int, runs: list[str]) -> Pass:
+    def run(now: datetime) -> int:
+        runs.append(name)
+        return 1
+
+    return Pass(name, timedelta(seconds=every_seconds), run)
+
+
+def test_each_pass_runs_when_it_is_due_and_the_heartbeat_is_kept():
+    runs: list[str] = []
+    clock = Clock(AT_NINE)
+    worker = Worker([counting_pass("often", 5, runs), counting_pass("rarely", 600, runs)], clock)
+
+    for seconds in (0, 1, 5, 10, 600):
+        clock.now = AT_NINE + timedelta(seconds=seconds)
+        worker.run_due()
+
+    assert runs == ["often", "rarely", "often", "often", "often", "rarely"]
+    assert Heartbeat.objects.get(name=WORKER).beat_at == AT_NINE + timedelta(seconds=600)
+
+
+def test_a_database_error_is_logged_and_the_pass_runs_again_next_tick(caplog):
+    attempts: list[datetime] = []
+
+    def flaky(now: datetime) -> int:
+        attempts.append(now)
+        if len(attempts) == 1:
+            raise OperationalError("server closed the connection unexpectedly\nmore")
+        return 0
+
+    clock = Clock(AT_NINE)
+    worker = Worker([Pass("flaky", timedelta(minutes=10), flaky)], clock)
+
+    worker.run_due()
+    clock.now += timedelta(seconds=1)
+    worker.run_due()
+
+    assert len(attempts) == 2
+    assert (
+        '{"worker": "database_error", "error": "server closed the connection unexpectedly"}'
+        in caplog.text
+    )
+    assert Heartbeat.objects.get(name=WORKER).beat_at == clock.now
+
+
+@pytest.mark.django_db(transaction=True)  # run() replaces connections between ticks
+def test_a_stop_request_ends_the_tick_after_the_pass_in_hand():
+    runs: list[str] = []
+    worker = Worker([counting_pass("first", 5, runs), counting_pass("second", 5, runs)])
+
+    def stop_during_first(now: datetime) -> int:
+        runs.append("first")
+        worker.stop()
+        return 1
+
+    worker.passes[0] = Pass("first", timedelta(seconds=5), stop_during_first)
+    worker.run(tick_seconds=0.01)
+
+    assert runs == ["first"]

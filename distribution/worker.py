@@ -1,0 +1,134 @@
+"""The background worker (`manage.py run_worker`): the passes that time, not a request,
+makes due, run in one long-lived loop over the database.
+
+A plain loop, in the spirit of healthchecks' `sendalerts`, rather than a task queue: the
+work is not a list of jobs someone enqueued but a state to look at ("does an operator
+whose shift started have room for a waiting contact?"). Every pass is safe to run from
+several workers at once on PostgreSQL: the drains lock the operator and skip waiting
+rows another drain holds, the purge is one conditional DELETE. On SQLite run one copy.
+"""
+
+import json
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from django.db import DatabaseError, close_old_connections, transaction
+from django.utils import timezone
+
+from core.health import WORKER, beat
+from distribution import eligibility, queries
+from distribution.contacts import purge_idempotency_keys
+from distribution.engine import drain_waiting_for_operator
+from distribution.models import Contact, Operator, OperatorSourceWeight
+
+logger = logging.getLogger("crm.worker")
+
+# The heartbeat is written at least this often, so /health/?worker=1 (stale after a
+# minute) stays green through quiet passes without a write every tick.
+BEAT_EVERY = timedelta(seconds=10)
+
+
+@dataclass(frozen=True)
+class Pass:
+    name: str
+    every: timedelta
+    run: Callable[[datetime], int]  # the moment of the pass -> how many things it did
+
+
+def drain_where_shifts_started(now: datetime) -> int:
+    """Waiting contacts to operators who can take them now because time freed them: a
+    shift that started or a day off that ended. (Every other way capacity appears drains
+    in the transaction that made it.) One transaction per operator, under its lock."""
+    waiting_sources = Contact.objects.filter(status=Contact.Status.WAITING).values("source_id")
+    operator_ids = set(
+        OperatorSourceWeight.objects.filter(
+            source_id__in=waiting_sources,
+            operator__is_active=True,
+            operator__status=Operator.Status.AVAILABLE,
+        ).values_list("operator_id", flat=True)
+    )
+    if not operator_ids:
+        return 0
+    assigned = 0
+    for state in queries.operator_states(
+        source_id=None, operator_ids=sorted(operator_ids), now=now
+    ):
+        if eligibility.room(state) > 0:
+            with transaction.atomic():
+                assigned += drain_waiting_for_operator(
+                    operator_id=state.operator_id, trigger="shift_started", now=now
+                )
+    return assigned
+
+
+def purge_expired_keys(now: datetime) -> int:
+    return purge_idempotency_keys()
+
+
+PASSES = [
+    Pass("drain_where_shifts_started", timedelta(seconds=5), drain_where_shifts_started),
+    Pass("purge_idempotency_keys", timedelta(minutes=10), purge_expired_keys),
+]
+
+
+class Worker:
+    """Runs each pass when it is due; `stop()` (from a signal handler) ends the loop
+    after the pass in hand."""
+
+    def __init__(
+        self, passes: list[Pass] = PASSES, clock: Callable[[], datetime] = timezone.now
+    ) -> None:
+        self.passes = passes
+        self.clock = clock
+        self.next_run: dict[str, datetime] = {}
+        self.last_beat: datetime | None = None
+        self.stopping = False
+
+    def stop(self, *args: object) -> None:
+        self.stopping = True
+
+    def run(self, tick_seconds: float = 1.0) -> None:
+        log("started", passes=[p.name for p in self.passes])
+        while not self.stopping:
+            # A connection past its age or broken by an outage is replaced, as after a request.
+            close_old_connections()
+            self.run_due()
+            # Sleep in short steps so a stop request is heard within a fraction of a second.
+            until = time.monotonic() + tick_seconds
+            while not self.stopping and time.monotonic() < until:
+                time.sleep(min(0.1, tick_seconds))
+        log("stopped")
+
+    def run_due(self) -> None:
+        """One tick: every pass that is due, then the heartbeat. A database error ends the
+        tick (logged) and the next tick tries again: the worker outlives an outage."""
+        try:
+            for due in self._due(self.clock()):
+                self._run(due)
+                if self.stopping:
+                    return
+            now = self.clock()
+            if self.last_beat is None or now - self.last_beat >= BEAT_EVERY:
+                beat(WORKER, now)
+                self.last_beat = now
+        except DatabaseError as error:
+            log("database_error", error=str(error).strip().splitlines()[0])
+
+    def _due(self, now: datetime) -> list[Pass]:
+        return [p for p in self.passes if self.next_run.get(p.name, now) <= now]
+
+    def _run(self, due: Pass) -> None:
+        now = self.clock()
+        started = time.perf_counter()
+        done = due.run(now)
+        self.next_run[due.name] = now + due.every
+        if done:
+            log(due.name, done=done, ms=round((time.perf_counter() - started) * 1000, 1))
+
+
+def log(action: str, **fields: object) -> None:
+    """One JSON line per thing the worker did (or failed to do)."""
+    logger.info(json.dumps({"worker": action, **fields}))
