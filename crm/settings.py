@@ -110,6 +110,7 @@ INSTALLED_APPS = [
     "axes",
     "django_htmx",
     "core",
+    "events",
     "desk",
     "distribution",
     "leads",
@@ -264,6 +265,10 @@ REST_FRAMEWORK = {
     "PAGE_SIZE": env_int("API_PAGE_SIZE", 50),
     "TEST_REQUEST_DEFAULT_FORMAT": "json",
 }
+
+# /api/events/ serves an event once it is this old: a transaction that took its id earlier
+# has committed by then (transactions here last milliseconds).
+EVENT_FEED_SETTLE_SECONDS = env_int("EVENT_FEED_SETTLE_SECONDS", 2)
 
 # Requests per source for bots' API keys (all keys of one source share it). Counted in
 # the default cache: per process unless CACHES points at a shared one.

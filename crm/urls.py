@@ -9,6 +9,7 @@ from desk.views import home
 from distribution.api.views import (
     ContactViewSet,
     DistributionStatsView,
+    EventFeedView,
     LeadViewSet,
     MeView,
     MyContactsView,
@@ -39,6 +40,7 @@ urlpatterns = [
         DistributionStatsView.as_view(),
         name="distribution-stats",
     ),
+    path("api/events/", EventFeedView.as_view(), name="events"),
     path("api/me/", MeView.as_view(), name="me"),
     path("api/me/contacts/", MyContactsView.as_view(), name="my-contacts"),
     path("api/", include(router.urls)),

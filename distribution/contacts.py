@@ -13,7 +13,7 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from core.errors import Conflict
-from distribution import eligibility, queries
+from distribution import eligibility, events, queries
 from distribution.engine import (
     Assignment,
     choose_operator,
@@ -22,6 +22,7 @@ from distribution.engine import (
     lock_operators,
 )
 from distribution.models import Contact, IdempotencyKey, Operator, Source
+from events.outbox import record
 from leads.identity import LeadIdentity
 from leads.services import find_or_create_lead
 
@@ -51,6 +52,10 @@ def register_contact(
         assigned_at=now if assignment.operator else None,
     )
     queries.insert_contact(contact)
+    new = [events.contact_event(events.CREATED, contact)]
+    if assignment.operator:
+        new.append(events.contact_event(events.ASSIGNED, contact))
+    record(new, at=now)
     return contact
 
 
@@ -75,6 +80,7 @@ def close_contact(*, contact: Contact, by_operator: Operator | None = None) -> C
         # it could fail (the database going away) and answer an error for a close
         # that was stored.
         contact = Contact.objects.select_related("lead", "source", "operator").get(pk=contact.pk)
+        record([events.contact_event(events.CLOSED, contact)], at=contact.closed_at)
         if contact.operator_id is not None:
             drain_waiting_for_operator(operator_id=contact.operator_id, trigger="contact_closed")
     return contact

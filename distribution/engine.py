@@ -14,9 +14,10 @@ from datetime import datetime
 from django.db import transaction
 from django.utils import timezone
 
-from distribution import eligibility, queries
+from distribution import eligibility, events, queries
 from distribution.eligibility import Decision
 from distribution.models import Contact, Operator, OperatorSourceWeight, Source
+from events.outbox import record
 
 # Holds no state of its own, so gunicorn's workers, forked from one preloaded app, do
 # not all draw the same sequence.
@@ -114,12 +115,15 @@ def drain_waiting_for_operator(
     if not waiting_ids:
         return 0
     decision = eligibility.waiting_queue_decision(states[0], trigger=trigger)
-    return Contact.objects.filter(id__in=waiting_ids).update(
+    assigned = Contact.objects.filter(id__in=waiting_ids).update(
         status=Contact.Status.OPEN,
         operator_id=operator_id,
         assigned_at=now,
         decision=decision.as_json(),
     )
+    given = Contact.objects.filter(id__in=waiting_ids).select_related("lead", "source", "operator")
+    record([events.contact_event(events.ASSIGNED, contact) for contact in given], at=now)
+    return assigned
 
 
 def drain_waiting_queue() -> int:
@@ -144,7 +148,8 @@ def drain_waiting_queue() -> int:
 @transaction.atomic
 def _assign_oldest_waiting(source: Source) -> bool:
     contact = (
-        Contact.objects.select_for_update(skip_locked=True)
+        Contact.objects.select_for_update(skip_locked=True, of=("self",))
+        .select_related("lead", "source")
         .filter(source=source, status=Contact.Status.WAITING)
         .order_by("created_at", "id")
         .first()
@@ -159,9 +164,13 @@ def _assign_oldest_waiting(source: Source) -> bool:
 
 
 def give(contact: Contact, assignment: Assignment) -> None:
-    """Hand an existing contact (locked by the caller) to the assignment's operator."""
+    """Hand an existing contact (locked by the caller, with its lead and source) to the
+    assignment's operator."""
+    moved = contact.operator_id is not None
     contact.status = Contact.Status.OPEN
     contact.operator = assignment.operator
     contact.assigned_at = timezone.now()
     contact.decision = assignment.decision.as_json()
     contact.save(update_fields=["status", "operator", "assigned_at", "decision"])
+    event = events.REASSIGNED if moved else events.ASSIGNED
+    record([events.contact_event(event, contact)], at=contact.assigned_at)

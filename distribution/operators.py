@@ -9,7 +9,7 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from core.errors import Conflict
-from distribution import queries
+from distribution import events, queries
 from distribution.engine import drain_waiting_for_operator, lock_operators, restart_round_robin
 from distribution.models import (
     DayOff,
@@ -22,6 +22,7 @@ from distribution.models import (
 )
 from distribution.shifts import DayOff as DayOffRange
 from distribution.shifts import ShiftInterval, hours_text, overlaps
+from events.outbox import record
 
 # update_operator's `user` when it is not to change (None unlinks the login).
 UNCHANGED = object()
@@ -111,8 +112,10 @@ def _record_status(operator: Operator, status: str, *, now: datetime) -> bool:
     changed."""
     if operator.status == status:
         return False
+    previous = operator.status
     operator.status, operator.status_changed_at = status, now
     OperatorStatusChange.objects.create(operator=operator, status=status, changed_at=now)
+    record([events.status_event(operator, previous=previous)], at=now)
     return True
 
 

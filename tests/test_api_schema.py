@@ -11,6 +11,7 @@ ENDPOINTS = {
     "/api/operators/": {"get", "post"},
     "/api/operators/{id}/": {"get", "put", "patch", "delete"},
     "/api/operators/{id}/shifts/": {"get", "put"},
+    "/api/events/": {"get"},
     "/api/me/": {"get", "patch"},
     "/api/me/contacts/": {"get"},
     "/api/sources/": {"get", "post"},
@@ -82,6 +83,7 @@ def test_only_the_endpoints_bots_may_call_offer_the_bearer_scheme(schema):
         "get /api/contacts/",
         "post /api/contacts/",
         "get /api/contacts/{id}/",
+        "get /api/events/",
     }
     assert schema["components"]["securitySchemes"]["sourceKey"] == {
         "type": "http",

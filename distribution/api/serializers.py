@@ -7,6 +7,7 @@ from django.contrib.auth.models import AbstractBaseUser
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
+from distribution.events import contact_data
 from distribution.models import (
     MAX_IDEMPOTENCY_KEY_LENGTH,
     Contact,
@@ -359,13 +360,9 @@ class OperatorBriefSerializer(serializers.ModelSerializer):
         fields = ["id", "name"]
 
 
-# Formats as every DateTimeField of the API does (ISO 8601 in the current time zone).
-DATETIME = serializers.DateTimeField()
-
-
 class ContactSerializer(serializers.ModelSerializer):
     """A contact with its lead, source and operator. The declared fields are what the
-    API schema shows; `to_representation` writes the same out directly."""
+    API schema shows; `to_representation` writes the same out directly (events.py)."""
 
     lead = LeadBriefSerializer()
     source = SourceBriefSerializer()
@@ -389,28 +386,7 @@ class ContactSerializer(serializers.ModelSerializer):
         read_only_fields = fields
 
     def to_representation(self, contact: Contact) -> dict[str, Any]:
-        """What DRF's generic way gives (a test holds them equal), without building and
-        walking some twenty field objects per contact: 0.54 -> 0.04 ms of every intake."""
-        lead, operator = contact.lead, contact.operator
-        return {
-            "id": contact.pk,
-            "status": str(contact.status),
-            "lead": {
-                "id": lead.pk,
-                "external_id": lead.external_id,
-                "phone": lead.phone,
-                "email": lead.email,
-                "name": lead.name,
-            },
-            "source": {"id": contact.source.pk, "code": contact.source.code},
-            "operator": None if operator is None else {"id": operator.pk, "name": operator.name},
-            "payload": contact.payload,
-            "decision": contact.decision,
-            "lead_conflicts": contact.lead_conflicts,
-            "created_at": DATETIME.to_representation(contact.created_at),
-            "assigned_at": DATETIME.to_representation(contact.assigned_at),
-            "closed_at": DATETIME.to_representation(contact.closed_at),
-        }
+        return contact_data(contact, decision=True)
 
 
 class ContactReassignSerializer(serializers.Serializer):
@@ -447,3 +423,23 @@ class LeadDetailSerializer(LeadSerializer):
     class Meta(LeadSerializer.Meta):
         fields = [*LeadSerializer.Meta.fields, "contacts"]
         read_only_fields = fields
+
+
+class EventFeedQuerySerializer(serializers.Serializer):
+    after = serializers.IntegerField(
+        min_value=0, default=0, help_text="The `after` of the previous answer; 0 from the start."
+    )
+
+
+class EventSerializer(serializers.Serializer):
+    """An event in the Standard Webhooks shape, with its id."""
+
+    id = serializers.IntegerField()
+    type = serializers.CharField(help_text="e.g. contact.assigned, operator.status_changed")
+    timestamp = serializers.DateTimeField()
+    data = serializers.JSONField(help_text='{"contact": {...}} or {"operator": {...}}')
+
+
+class EventFeedSerializer(serializers.Serializer):
+    results = EventSerializer(many=True)
+    after = serializers.IntegerField(help_text="Send it as `after` to read on.")

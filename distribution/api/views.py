@@ -1,5 +1,8 @@
 """The API's viewsets: scope what a caller sees, validate, call a flow, answer."""
 
+from datetime import timedelta
+
+from django.conf import settings
 from django.db.models import Prefetch, QuerySet
 from django.utils import timezone
 from drf_spectacular.utils import (
@@ -35,6 +38,8 @@ from distribution.api.serializers import (
     ContactReassignSerializer,
     ContactSerializer,
     DistributionReportSerializer,
+    EventFeedQuerySerializer,
+    EventFeedSerializer,
     LeadDetailSerializer,
     LeadSerializer,
     MeSerializer,
@@ -47,6 +52,7 @@ from distribution.api.serializers import (
 )
 from distribution.models import Contact, Operator, OperatorSourceWeight, Source
 from distribution.reports import distribution_report
+from events.models import Event
 from leads.models import Lead
 
 
@@ -316,6 +322,32 @@ class DistributionStatsView(APIView):
             "sources": distribution_report(since=since, until=until),
         }
         return Response(DistributionReportSerializer(report).data)
+
+
+class EventFeedView(APIView):
+    """Events after a cursor, oldest first, a page at a time: staff read every event, a
+    bot only its own source's contacts (nothing about operators)."""
+
+    permission_classes = [IsStaffOrSourceBot]
+
+    @extend_schema(parameters=[EventFeedQuerySerializer], responses=EventFeedSerializer)
+    def get(self, request: Request) -> Response:
+        query = EventFeedQuerySerializer(data=request.query_params)
+        query.is_valid(raise_exception=True)
+        after = query.validated_data["after"]
+        # Ids are taken when a transaction writes, and a slower one may commit a smaller
+        # id later: events younger than the settling time wait for the next read.
+        settled = timezone.now() - timedelta(seconds=settings.EVENT_FEED_SETTLE_SECONDS)
+        feed = Event.objects.filter(id__gt=after, occurred_at__lte=settled)
+        if source := bot_source(request):
+            feed = feed.filter(scope=source.code)
+        page = list(feed.order_by("id")[: settings.REST_FRAMEWORK["PAGE_SIZE"]])
+        return Response(
+            {
+                "results": [event.as_body() for event in page],
+                "after": page[-1].pk if page else after,
+            }
+        )
 
 
 class MeView(APIView):
