@@ -51,11 +51,8 @@ def register_contact(
         created_at=now,
         assigned_at=now if assignment.operator else None,
     )
-    queries.insert_contact(contact)
-    new = [events.contact_event(events.CREATED, contact)]
-    if assignment.operator:
-        new.append(events.contact_event(events.ASSIGNED, contact))
-    record(new, at=now)
+    happened = (events.CREATED, events.ASSIGNED) if assignment.operator else (events.CREATED,)
+    queries.insert_contact(contact, events=events.contact_events(contact, *happened), at=now)
     return contact
 
 
@@ -80,7 +77,7 @@ def close_contact(*, contact: Contact, by_operator: Operator | None = None) -> C
         # it could fail (the database going away) and answer an error for a close
         # that was stored.
         contact = Contact.objects.select_related("lead", "source", "operator").get(pk=contact.pk)
-        record([events.contact_event(events.CLOSED, contact)], at=contact.closed_at)
+        record(events.contact_events(contact, events.CLOSED), at=contact.closed_at)
         if contact.operator_id is not None:
             drain_waiting_for_operator(operator_id=contact.operator_id, trigger="contact_closed")
     return contact

@@ -122,7 +122,7 @@ def drain_waiting_for_operator(
         decision=decision.as_json(),
     )
     given = Contact.objects.filter(id__in=waiting_ids).select_related("lead", "source", "operator")
-    record([events.contact_event(events.ASSIGNED, contact) for contact in given], at=now)
+    record([e for c in given for e in events.contact_events(c, events.ASSIGNED)], at=now)
     return assigned
 
 
@@ -173,4 +173,4 @@ def give(contact: Contact, assignment: Assignment) -> None:
     contact.decision = assignment.decision.as_json()
     contact.save(update_fields=["status", "operator", "assigned_at", "decision"])
     event = events.REASSIGNED if moved else events.ASSIGNED
-    record([events.contact_event(event, contact)], at=contact.assigned_at)
+    record(events.contact_events(contact, event), at=contact.assigned_at)

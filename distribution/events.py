@@ -51,10 +51,10 @@ def contact_data(contact: Contact, *, decision: bool) -> dict[str, Any]:
     }
 
 
-def contact_event(event_type: str, contact: Contact) -> NewEvent:
-    return NewEvent(
-        event_type, {"contact": contact_data(contact, decision=False)}, scope=contact.source.code
-    )
+def contact_events(contact: Contact, *event_types: str) -> list[NewEvent]:
+    """Events of one contact's change, sharing one copy of the contact."""
+    data = {"contact": contact_data(contact, decision=False)}
+    return [NewEvent(event_type, data, scope=contact.source.code) for event_type in event_types]
 
 
 def status_event(operator: Operator, *, previous: str | None) -> NewEvent:

@@ -22,6 +22,7 @@ from distribution.models import (
     SourceApiKey,
 )
 from distribution.shifts import is_on_shift, read_hours
+from events.outbox import NewEvent, record_after_insert
 
 
 def _table(model: type) -> str:
@@ -169,15 +170,24 @@ _INSERT_CONTACT = (
 )
 
 
-def insert_contact(contact: Contact) -> None:
-    """Insert a new contact as save() would, converting each value the field's own way."""
+def insert_contact(
+    contact: Contact, events: Sequence[NewEvent] = (), at: datetime | None = None
+) -> None:
+    """Insert a new contact as save() would, converting each value the field's own way;
+    with its `events` (whose contact gets the new id), in the same statement where the
+    database allows (events.outbox.record_after_insert)."""
     values = [
         field.get_db_prep_save(field.pre_save(contact, add=True), connection)
         for field in _CONTACT_FIELDS
     ]
-    with connection.cursor() as cursor:
-        cursor.execute(_INSERT_CONTACT, values)
-        (contact.pk,) = cursor.fetchone()
+    if events:
+        contact.pk = record_after_insert(
+            _INSERT_CONTACT, values, list(events), at=at, id_path=["contact", "id"]
+        )
+    else:
+        with connection.cursor() as cursor:
+            cursor.execute(_INSERT_CONTACT, values)
+            (contact.pk,) = cursor.fetchone()
     contact._state.adding = False
     contact._state.db = connection.alias
 

@@ -4,6 +4,7 @@ handled without savepoints (see bench/README.md)."""
 import json
 
 import pytest
+from django.db import connection
 from rest_framework import serializers
 from rest_framework.test import APIClient
 
@@ -37,14 +38,18 @@ def bot() -> tuple[APIClient, Source]:
     return client, source
 
 
+# PostgreSQL inserts the contact's events in the contact's statement; SQLite after it.
+EVENTS_APART = 0 if connection.vendor == "postgresql" else 1
+
+
 @pytest.mark.parametrize(
     ("lead", "statements"),
     [
-        # key, BEGIN, match, insert lead, lock, candidates, insert contact, insert its
+        # key, BEGIN, match, insert lead, lock, candidates, insert contact with its
         # events (created, assigned), COMMIT
-        ({"external_id": "new-lead", "email": "new@example.com"}, 9),
+        ({"external_id": "new-lead", "email": "new@example.com"}, 8),
         # a known lead: no insert
-        ({"external_id": "known"}, 8),
+        ({"external_id": "known"}, 7),
     ],
 )
 def test_a_bots_contact_takes_a_fixed_number_of_statements(
@@ -53,7 +58,7 @@ def test_a_bots_contact_takes_a_fixed_number_of_statements(
     client, source = bot
     LeadFactory(external_id="known")
 
-    with django_assert_num_queries(statements):
+    with django_assert_num_queries(statements + EVENTS_APART):
         response = client.post(
             "/api/contacts/", {"source": source.code, "lead": lead}, format="json"
         )
@@ -66,7 +71,7 @@ def test_round_robin_stores_the_credits_in_one_more_statement(bot, django_assert
     client, source = bot
     Source.objects.filter(pk=source.pk).update(strategy=Source.Strategy.ROUND_ROBIN)
 
-    with django_assert_num_queries(10):
+    with django_assert_num_queries(9 + EVENTS_APART):
         response = client.post(
             "/api/contacts/", {"source": source.code, "lead": {"external_id": "rr"}}, format="json"
         )
