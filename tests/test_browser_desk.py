@@ -11,9 +11,7 @@ from pathlib import Path
 from typing import TypeVar
 
 import pytest
-from selenium import webdriver
 from selenium.common.exceptions import StaleElementReferenceException
-from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
 from selenium.webdriver.remote.webdriver import WebDriver
 from selenium.webdriver.support import expected_conditions
@@ -22,6 +20,7 @@ from selenium.webdriver.support.ui import WebDriverWait
 from distribution.contacts import register_contact
 from distribution.models import Contact, Operator
 from leads.identity import build_identity
+from tests.conftest import ARTIFACTS, CHROMEDRIVER, CHROMIUM
 from tests.factories import (
     ContactFactory,
     LeadFactory,
@@ -31,7 +30,6 @@ from tests.factories import (
     StaffUserFactory,
     UserFactory,
 )
-from tests.test_browser_admin import ARTIFACTS, CHROMEDRIVER, CHROMIUM, CHROMIUM_FLAGS
 
 # Two polls of the live part (every 5 s) and some slack.
 LIVE_TIMEOUT = 15
@@ -46,18 +44,6 @@ pytestmark = [
     ),
     pytest.mark.django_db(transaction=True),
 ]
-
-
-@pytest.fixture
-def browser(tmp_path: Path) -> WebDriver:
-    options = webdriver.ChromeOptions()
-    options.binary_location = CHROMIUM
-    for flag in [*CHROMIUM_FLAGS, f"--user-data-dir={tmp_path / 'chromium-profile'}"]:
-        options.add_argument(flag)
-    # Paths given: Selenium Manager, which would download a driver, is never asked.
-    driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
-    yield driver
-    driver.quit()
 
 
 @pytest.fixture
