@@ -1,6 +1,7 @@
 """CPU per call of each plain-SQL statement of the hot path and of its ORM twin.
 
-What each hand-written statement in distribution/queries.py and leads/queries.py buys:
+What each hand-written statement in distribution/queries.py, leads/queries.py and
+events/outbox.py buys:
 on a fresh bench database (dropped at the end), each is called --calls times after a
 warm-up, inside one transaction that is rolled back, and this process's CPU per call
 is printed beside the same read or write through the ORM.
@@ -30,6 +31,7 @@ def main() -> None:
         call_command("migrate", verbosity=0)
         for name, sql_ms, orm_ms in measure(args.calls):
             print(f"{name:<16} plain SQL {sql_ms:6.3f} ms   ORM {orm_ms:6.3f} ms CPU per call")
+        print("* in one statement (PostgreSQL's way); the second column: in two, not the ORM")
 
 
 def measure(calls: int) -> list[tuple[str, float, float]]:
@@ -37,9 +39,11 @@ def measure(calls: int) -> list[tuple[str, float, float]]:
     from django.db.models import Q
     from django.utils import timezone
 
-    from distribution import queries
+    from distribution import events, queries
     from distribution.models import Contact, Operator, OperatorSourceWeight, Source, SourceApiKey
     from distribution.sources import create_source_key
+    from events.models import Event
+    from events.outbox import record
     from leads import queries as lead_queries
     from leads.models import Lead
 
@@ -69,6 +73,11 @@ def measure(calls: int) -> list[tuple[str, float, float]]:
                 lead=lead, source=source, operator=operators[0], status="open",
                 payload={"text": "Hello"}, created_at=now, assigned_at=now,
             )  # fmt: skip
+
+        def intake_events() -> list:
+            shown = contact()
+            shown.pk = None
+            return events.contact_events(shown, events.CREATED, events.ASSIGNED)
 
         match = reduce(or_, [Q(**{name: value}) for name, value in identifiers.items()])
         rows = [
@@ -127,6 +136,31 @@ def measure(calls: int) -> list[tuple[str, float, float]]:
                 "contact insert",
                 cpu(lambda: queries.insert_contact(contact())),
                 cpu(lambda: contact().save()),
+            ),
+            (
+                "events insert",
+                cpu(lambda: record(intake_events(), at=timezone.now())),
+                cpu(
+                    lambda: Event.objects.bulk_create(
+                        Event(type=e.type, occurred_at=timezone.now(), scope=e.scope, data=e.data)
+                        for e in intake_events()
+                    )
+                ),
+            ),
+            (
+                # The intake's contact with its two events: one statement against two.
+                "contact+events*",
+                cpu(
+                    lambda: queries.insert_contact(
+                        contact(), events=intake_events(), at=timezone.now()
+                    )
+                ),
+                cpu(
+                    lambda: (
+                        queries.insert_contact(contact()),
+                        record(intake_events(), at=timezone.now()),
+                    )
+                ),
             ),
         ]
         transaction.set_rollback(True)

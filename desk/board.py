@@ -33,15 +33,8 @@ class OperatorRow:
     oldest_open_at: datetime | None
 
     @property
-    def takes_work(self) -> bool:
-        return eligibility.takes_work(self.state)
-
-    @property
     def load_percent(self) -> int:
-        """How full the operator is, for its load bar (a limit of 0 is full)."""
-        if self.state.limit <= 0:
-            return 100
-        return min(100, round(100 * self.state.load / self.state.limit))
+        return eligibility.percent_full(self.state)
 
 
 @dataclass(frozen=True)

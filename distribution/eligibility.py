@@ -68,6 +68,13 @@ def is_at_limit(load: int, limit: int) -> bool:
     return load >= limit
 
 
+def percent_full(state: OperatorState) -> int:
+    """How full the operator is, for load bars: 100 only at the limit (and with a limit of 0)."""
+    if is_at_limit(state.load, state.limit):
+        return 100
+    return min(99, round(100 * state.load / state.limit))
+
+
 def takes_work(state: OperatorState) -> bool:
     """On the team, available and on shift: whether new contacts may come at all."""
     return state.is_active and state.status == AVAILABLE and state.on_shift

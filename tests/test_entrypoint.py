@@ -79,6 +79,18 @@ def run_entrypoint(env: dict[str, str], *command: str) -> str:
     return result.stdout
 
 
+def start_entrypoint(env: dict[str, str], *command: str) -> subprocess.Popen:
+    """The entrypoint as a long-running process, in its own group (stopped with killpg)."""
+    return subprocess.Popen(
+        [str(ENTRYPOINT), *command],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
+
+
 def request(url: str, token: str | None = None, body: dict | None = None) -> tuple[int, dict]:
     headers = {"Content-Type": "application/json"}
     if token:
@@ -121,14 +133,7 @@ def test_entrypoint_migrates_runs_commands_and_serves_with_gunicorn(app_env):
     output = run_entrypoint(app_env, sys.executable, "manage.py", "drf_create_token", "boss")
     token = output.splitlines()[-1].split()[2]  # "Generated token <key> for user boss"
 
-    server = subprocess.Popen(
-        [str(ENTRYPOINT)],
-        env=app_env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        start_new_session=True,
-    )
+    server = start_entrypoint(app_env)
     try:
         base = f"http://127.0.0.1:{app_env['PORT']}"
         assert wait_for_health(f"{base}/health/", server)["status"] == "ok"
@@ -145,14 +150,7 @@ def test_entrypoint_migrates_runs_commands_and_serves_with_gunicorn(app_env):
 
 def test_the_worker_runs_through_the_entrypoint_and_stops_cleanly_on_sigterm(app_env):
     """As docker-compose's worker service runs it: migrate, then `run_worker`."""
-    worker = subprocess.Popen(
-        [str(ENTRYPOINT), sys.executable, "manage.py", "run_worker"],
-        env=app_env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        start_new_session=True,
-    )
+    worker = start_entrypoint(app_env, sys.executable, "manage.py", "run_worker")
     try:
         deadline = time.monotonic() + 60
         while not worker_has_beaten(app_env):

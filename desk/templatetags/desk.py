@@ -26,4 +26,4 @@ def ago(moment: datetime | None, now: datetime) -> str:
         return ""
     if now - moment < MINUTE:
         return _("just now")
-    return _("%(age)s ago") % {"age": timesince(moment, now, depth=1)}
+    return _("%(age)s ago") % {"age": age(moment, now)}

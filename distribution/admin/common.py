@@ -8,7 +8,7 @@ from django.utils.html import format_html
 from django.utils.safestring import SafeString
 
 from core.errors import Conflict
-from distribution.eligibility import OperatorState, is_at_limit
+from distribution.eligibility import OperatorState, percent_full
 from distribution.models import Contact
 
 ADMIN_CSS = {"all": ["distribution/admin.css"]}
@@ -19,9 +19,8 @@ REFUSALS_SHOWN = 10
 def load_bar(state: OperatorState) -> SafeString:
     """Load as "open / limit" and a small bar: green with room, amber near the limit, red at it."""
     load, limit = state.load, state.limit
-    full = is_at_limit(load, limit)
-    filled = 100 if full else round(100 * load / limit)
-    level = "full" if full else "high" if filled >= 80 else "ok"
+    filled = percent_full(state)
+    level = "full" if filled == 100 else "high" if filled >= 80 else "ok"
     return format_html(
         '<span class="load load-{}" title="{} open of {} allowed">'
         '<span class="load-text">{} / {}</span>'
