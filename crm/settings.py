@@ -270,6 +270,32 @@ REST_FRAMEWORK = {
 # has committed by then (transactions here last milliseconds).
 EVENT_FEED_SETTLE_SECONDS = env_int("EVENT_FEED_SETTLE_SECONDS", 2)
 
+# Webhooks (events/webhooks.py). Endpoints on private, loopback or link-local addresses
+# are refused in production unless allowed. A request gets WEBHOOK_TIMEOUT_SECONDS; a
+# worker holds an endpoint for WEBHOOK_LEASE_SECONDS while it sends (then another may
+# retry, after a crash). After a failed attempt the endpoint waits BACKOFF_BASE * 2^(n-1)
+# for its n-th failure in a row, at most BACKOFF_CAP; a delivery is given up (failed)
+# WEBHOOK_RETRY_FOR_HOURS after it was made.
+WEBHOOKS_ALLOW_PRIVATE = env_bool("WEBHOOKS_ALLOW_PRIVATE", not PRODUCTION)
+WEBHOOK_TIMEOUT_SECONDS = env_int("WEBHOOK_TIMEOUT_SECONDS", 5)
+WEBHOOK_LEASE = timedelta(seconds=env_int("WEBHOOK_LEASE_SECONDS", 30))
+WEBHOOK_BACKOFF_BASE = timedelta(seconds=env_int("WEBHOOK_BACKOFF_BASE_SECONDS", 5))
+WEBHOOK_BACKOFF_CAP = timedelta(seconds=env_int("WEBHOOK_BACKOFF_CAP_SECONDS", 600))
+WEBHOOK_RETRY_FOR = timedelta(hours=env_int("WEBHOOK_RETRY_FOR_HOURS", 24))
+if WEBHOOK_LEASE.total_seconds() <= 2 * WEBHOOK_TIMEOUT_SECONDS + 2:
+    # A send outliving its lease could be made again by another worker at the same time
+    # (see events.webhooks.SEND_BUDGET_SECONDS).
+    raise ImproperlyConfigured(
+        "WEBHOOK_LEASE_SECONDS must be over 2 * WEBHOOK_TIMEOUT_SECONDS + 2."
+    )
+
+# An operator who lets this many offers in a row expire is set away (sources with an
+# accept timeout make offers).
+OFFER_MISSES_BEFORE_AWAY = env_int("OFFER_MISSES_BEFORE_AWAY", 2)
+# An available operator signed in to the desk whose desk has not reached the server for
+# this long is set away by the worker (the desk polls every few seconds).
+PRESENCE_TIMEOUT = timedelta(seconds=env_int("PRESENCE_TIMEOUT_SECONDS", 90))
+
 # Requests per source for bots' API keys (all keys of one source share it). Counted in
 # the default cache: per process unless CACHES points at a shared one.
 API_BOT_THROTTLE_RATE = env_rate("API_BOT_THROTTLE_RATE", "600/min")

@@ -16,12 +16,14 @@ from distribution.api.views import (
     OperatorViewSet,
     SourceViewSet,
 )
+from distribution.api.webhooks import WebhookEndpointViewSet
 
 router = DefaultRouter()
 router.register("operators", OperatorViewSet, basename="operator")
 router.register("sources", SourceViewSet, basename="source")
 router.register("leads", LeadViewSet, basename="lead")
 router.register("contacts", ContactViewSet, basename="contact")
+router.register("webhooks", WebhookEndpointViewSet, basename="webhook")
 
 urlpatterns = [
     path("", home, name="home"),

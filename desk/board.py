@@ -4,13 +4,13 @@ waiting queue, and the latest assignments with their reasons. Reads only."""
 from dataclasses import dataclass
 from datetime import datetime
 
-from django.db.models import Count, Min
+from django.db.models import Count, Min, OuterRef, Q, Subquery
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
 from distribution import eligibility, queries
 from distribution.eligibility import MANUAL, WAITING_QUEUE, Decision, OperatorState
-from distribution.models import Contact, Operator, Source
+from distribution.models import Contact, Operator, OperatorStatusChange, Source, StatusReason
 
 RECENT_ASSIGNMENTS = 50
 
@@ -23,18 +23,30 @@ TRIGGERS = {
     "weights_changed": gettext_lazy("the source's weights changed"),
     "shifts_changed": gettext_lazy("the operator's shifts changed"),
     "shift_started": gettext_lazy("the operator's shift started"),
+    "offer_declined": gettext_lazy("the operator declined an offer"),
+    "offer_expired": gettext_lazy("an offer to the operator expired"),
+    "offer_withdrawn": gettext_lazy("an offer was withdrawn"),
 }
+# Flagged contacts still unanswered, shown for supervisors (oldest first).
+FLAGGED_SHOWN = 50
 
 
 @dataclass(frozen=True)
 class OperatorRow:
-    operator: Operator
+    operator: Operator  # annotated with `status_reason`: why the service set its status
     state: OperatorState
     oldest_open_at: datetime | None
+    offered: int  # offers waiting for the operator's answer (part of the load)
 
     @property
     def load_percent(self) -> int:
         return eligibility.percent_full(self.state)
+
+    @property
+    def status_reason(self) -> str:
+        """Why the service set the current status ("" when a person chose it)."""
+        reason = self.operator.status_reason or ""
+        return StatusReason(reason).label if reason in StatusReason.values else ""
 
 
 @dataclass(frozen=True)
@@ -49,6 +61,7 @@ class Board:
     operators: list[OperatorRow]
     sources: list[SourceRow]
     assignments: list[Contact]
+    flagged: list[Contact]  # declined or let expire Source.max_offers times, not closed
 
     @property
     def waiting(self) -> int:
@@ -74,25 +87,46 @@ def read_board(now: datetime) -> Board:
             .select_related("lead", "source", "operator")
             .order_by("-assigned_at", "-id")[:RECENT_ASSIGNMENTS]
         ),
+        flagged=list(
+            Contact.objects.filter(flagged_at__isnull=False)
+            .exclude(status=Contact.Status.CLOSED)
+            .select_related("lead", "source", "operator")
+            .order_by("flagged_at", "id")[:FLAGGED_SHOWN]
+        ),
     )
 
 
 def _operator_rows(now: datetime) -> list[OperatorRow]:
-    operators = list(Operator.objects.order_by("-is_active", "name", "id"))
+    last_change = OperatorStatusChange.objects.filter(operator=OuterRef("pk")).order_by(
+        "-changed_at", "-id"
+    )
+    operators = list(
+        Operator.objects.annotate(
+            status_reason=Subquery(last_change.values("reason")[:1])
+        ).order_by("-is_active", "name", "id")
+    )
     states = {
         state.operator_id: state
         for state in queries.operator_states(
             source_id=None, operator_ids=[operator.pk for operator in operators], now=now
         )
     }
-    oldest_open = dict(
-        Contact.objects.filter(status=Contact.Status.OPEN)
+    held = {
+        row["operator_id"]: row
+        for row in Contact.objects.filter(status__in=Contact.LOAD_STATUSES)
         .values("operator_id")
-        .annotate(oldest=Min("created_at"))
-        .values_list("operator_id", "oldest")
-    )
+        .annotate(
+            oldest=Min("created_at", filter=Q(status=Contact.Status.OPEN)),
+            offered=Count("id", filter=Q(status=Contact.Status.OFFERED)),
+        )
+    }
     return [
-        OperatorRow(operator, states[operator.pk], oldest_open.get(operator.pk))
+        OperatorRow(
+            operator,
+            states[operator.pk],
+            held.get(operator.pk, {}).get("oldest"),
+            held.get(operator.pk, {}).get("offered", 0),
+        )
         for operator in operators
     ]
 

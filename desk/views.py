@@ -26,9 +26,9 @@ from django_htmx.http import HttpResponseClientRedirect
 
 from core.errors import Conflict
 from desk.board import assignment_reason, read_board
-from distribution import contacts, operators, queries
+from distribution import contacts, offers, operators, queries
 from distribution.api.authentication import signed_in_operator
-from distribution.models import Contact, Operator
+from distribution.models import Contact, Operator, OperatorStatusChange
 
 # How often the live parts of the desk and the board ask for news.
 REFRESH_SECONDS = 5
@@ -92,12 +92,15 @@ def home(request: HttpRequest) -> HttpResponse:
 def desk(request: HttpRequest, operator: Operator) -> HttpResponse:
     """The operator's page: loading it is a look, so what came before is no longer new."""
     request.session[SEEN_AT] = timezone.now().isoformat()
+    operators.note_desk_seen(operator=operator)
     return render(request, "desk/desk.html", _desk_context(request, operator))
 
 
 @require_GET
 @operator_view
 def desk_live(request: HttpRequest, operator: Operator) -> HttpResponse:
+    """The desk's poll, and its heartbeat: while it comes, the operator is at the desk."""
+    operators.note_desk_seen(operator=operator)
     return _live(request, "desk/_desk_live.html", _desk_context(request, operator))
 
 
@@ -160,6 +163,39 @@ def close(request: HttpRequest, operator: Operator, contact_id: int) -> HttpResp
 
 @require_POST
 @operator_view
+def accept(request: HttpRequest, operator: Operator, contact_id: int) -> HttpResponse:
+    contact = get_object_or_404(Contact, pk=contact_id, operator=operator)
+    try:
+        offers.accept_offer(contact=contact, by_operator=operator)
+    except Conflict as refusal:
+        messages.error(request, _("Not accepted: %(reason)s") % {"reason": refusal})
+    else:
+        messages.success(request, _("Contact #%(id)d is yours.") % {"id": contact.pk})
+    return redirect("desk:desk")
+
+
+class DeclineForm(forms.Form):
+    reason = forms.CharField(max_length=500, required=False, strip=True)
+
+
+@require_POST
+@operator_view
+def decline(request: HttpRequest, operator: Operator, contact_id: int) -> HttpResponse:
+    """Pass on an offer: it goes to someone else (never back to this operator by the rules)."""
+    contact = get_object_or_404(Contact, pk=contact_id, operator=operator)
+    form = DeclineForm(request.POST)
+    reason = form.cleaned_data["reason"] if form.is_valid() else ""
+    try:
+        offers.decline_offer(contact=contact, by_operator=operator, reason=reason)
+    except Conflict as refusal:
+        messages.error(request, _("Not declined: %(reason)s") % {"reason": refusal})
+    else:
+        messages.success(request, _("Contact #%(id)d declined.") % {"id": contact.pk})
+    return redirect("desk:desk")
+
+
+@require_POST
+@operator_view
 def hand_back(request: HttpRequest, operator: Operator, contact_id: int) -> HttpResponse:
     """Give the contact back: the source's rule picks someone else, or says why nobody."""
     contact = get_object_or_404(Contact, pk=contact_id, operator=operator)
@@ -192,23 +228,53 @@ def _desk_context(request: HttpRequest, operator: Operator) -> dict:
     now = timezone.now()
     [state] = queries.operator_states(source_id=None, operator_ids=[operator.pk], now=now)
     seen_at = parse_datetime(request.session.get(SEEN_AT, "")) or now
-    open_contacts = [
-        OpenContact(contact, is_new=contact.assigned_at > seen_at)
-        for contact in Contact.objects.filter(operator=operator, status=Contact.Status.OPEN)
+    held = (
+        Contact.objects.filter(operator=operator, status__in=Contact.LOAD_STATUSES)
         .select_related("lead", "source")
         .order_by("created_at", "id")
-    ]
-    shown = (state, [(row.contact.pk, row.is_new) for row in open_contacts])
+    )
+    offers, open_contacts = [], []
+    for contact in held:
+        if contact.status == Contact.Status.OFFERED:
+            offers.append(Offer(contact, seconds_left=_seconds_left(contact, now)))
+        else:
+            open_contacts.append(OpenContact(contact, is_new=contact.assigned_at > seen_at))
+    set_away = _set_away_by_service(operator) if state.status != Operator.Status.AVAILABLE else None
+    shown = (
+        state,
+        [(row.contact.pk, row.is_new) for row in open_contacts],
+        # The time left shows in steps of a refresh.
+        [(offer.contact.pk, offer.seconds_left // REFRESH_SECONDS) for offer in offers],
+        set_away,
+    )
     return {
         "operator": operator,
         "state": state,
+        "offers": offers,
         "contacts": open_contacts,
         "new": sum(row.is_new for row in open_contacts),
+        "set_away": set_away,
         "statuses": Operator.Status.choices,
         "now": now,
         "refresh_seconds": REFRESH_SECONDS,
         "version": _version(shown, now),
     }
+
+
+@dataclass(frozen=True)
+class Offer:
+    contact: Contact
+    seconds_left: int  # until the offer expires (0: it is about to go)
+
+
+def _seconds_left(contact: Contact, now: datetime) -> int:
+    return max(0, int((contact.offer_expires_at - now).total_seconds()))
+
+
+def _set_away_by_service(operator: Operator) -> OperatorStatusChange | None:
+    """The last status change, if the service made it (why the operator is away)."""
+    last = operator.status_changes.order_by("-changed_at", "-id").first()
+    return last if last is not None and last.reason else None
 
 
 @dataclass(frozen=True)
@@ -221,9 +287,13 @@ def _board_context() -> dict:
     now = timezone.now()
     board = read_board(now)
     shown = (
-        [(row.state, row.oldest_open_at) for row in board.operators],
+        [
+            (row.state, row.oldest_open_at, row.offered, row.status_reason)
+            for row in board.operators
+        ],
         [(row.source.pk, row.waiting, row.oldest_waiting_at) for row in board.sources],
         [contact.pk for contact in board.assignments],
+        [(contact.pk, contact.status, contact.operator_id) for contact in board.flagged],
     )
     return {
         "board": board,

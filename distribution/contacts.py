@@ -19,7 +19,9 @@ from distribution.engine import (
     choose_operator,
     drain_waiting_for_operator,
     give,
+    hand_over,
     lock_operators,
+    missed_offers,
 )
 from distribution.models import Contact, IdempotencyKey, Operator, Source
 from events.outbox import record
@@ -35,41 +37,34 @@ def register_contact(
 
     1. Find the lead by external_id, then phone, then email, or create it.
     2. Ask the engine for an operator (locks the source's operators until commit).
-    3. Insert the contact `open` with that operator, or `waiting` with none.
+    3. Insert the contact `open` (or `offered`, where the source makes offers) with that
+       operator, or `waiting` with none.
     """
     lead, conflicts = find_or_create_lead(identity=identity)
     assignment = choose_operator(source=source)
-    now = timezone.now()
-    contact = Contact(
-        lead=lead,
-        source=source,
-        operator=assignment.operator,
-        status=Contact.Status.OPEN if assignment.operator else Contact.Status.WAITING,
-        payload=payload or {},
-        decision=assignment.decision.as_json(),
-        lead_conflicts=conflicts,
-        created_at=now,
-        assigned_at=now if assignment.operator else None,
-    )
-    happened = (events.CREATED, events.ASSIGNED) if assignment.operator else (events.CREATED,)
+    contact = Contact(lead=lead, source=source, payload=payload or {}, lead_conflicts=conflicts)
+    hand_over(contact, assignment.operator, assignment.decision)
+    now = contact.created_at = contact.assigned_at or timezone.now()
+    happened = (events.CREATED, events.given(contact)) if assignment.operator else (events.CREATED,)
     queries.insert_contact(contact, events=events.contact_events(contact, *happened), at=now)
     return contact
 
 
 def close_contact(*, contact: Contact, by_operator: Operator | None = None) -> Contact:
-    """Close a waiting or open contact; an operator's freed place goes to the queue at once.
+    """Close a contact that is not closed; an operator's freed place goes to the queue at
+    once.
 
     `by_operator`: the operator closing its own contact, refused if the contact has
     moved to someone else since the operator saw it.
     """
     with transaction.atomic():
         # A conditional update, so two concurrent closes cannot both succeed.
-        closing = Contact.objects.filter(
-            pk=contact.pk, status__in=[Contact.Status.WAITING, Contact.Status.OPEN]
-        )
+        closing = Contact.objects.exclude(status=Contact.Status.CLOSED).filter(pk=contact.pk)
         if by_operator is not None:
             closing = closing.filter(operator=by_operator)
-        if not closing.update(status=Contact.Status.CLOSED, closed_at=timezone.now()):
+        if not closing.update(
+            status=Contact.Status.CLOSED, closed_at=timezone.now(), offer_expires_at=None
+        ):
             if by_operator is not None and not _is_with(contact, by_operator):
                 raise Conflict(NO_LONGER_YOURS)
             raise Conflict("This contact is already closed.")
@@ -87,7 +82,8 @@ def close_contact(*, contact: Contact, by_operator: Operator | None = None) -> C
 def reassign_contact(
     *, contact: Contact, operator: Operator | None = None, by_operator: Operator | None = None
 ) -> Contact:
-    """Move a waiting or open contact to `operator`, or to whoever the source's rule picks.
+    """Move a contact that is not closed to `operator`, or to whoever the source's rule
+    picks (never one who declined it or let its offer expire).
 
     Raises Conflict with the reason when the named operator cannot take it (inactive,
     not on the source, at the limit) or, with no operator named, when nobody else can.
@@ -111,7 +107,10 @@ def reassign_contact(
     )
     if operator is None:
         assignment = choose_operator(
-            source=contact.source, exclude_operator_id=previous_operator_id, locked_ids=locked_ids
+            source=contact.source,
+            exclude_operator_id=previous_operator_id,
+            missed_by=missed_offers(contact),
+            locked_ids=locked_ids,
         )
         if assignment.operator is None:
             raise Conflict(_nobody_can_take(has_operator=previous_operator_id is not None))

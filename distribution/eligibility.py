@@ -8,7 +8,7 @@ two equal).
 """
 
 import random
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
@@ -30,6 +30,7 @@ class Reason(StrEnum):
     OFFLINE = "offline"
     OFF_SHIFT = "off_shift"
     AT_LIMIT = "at_limit"
+    MISSED_OFFER = "missed_offer"  # declined this contact or let its offer expire
 
 
 AVAILABLE = "available"  # the one status that takes new contacts (Operator.Status)
@@ -42,7 +43,7 @@ class OperatorState:
     operator_id: int
     name: str
     is_active: bool
-    load: int  # open contacts now
+    load: int  # open and offered contacts now
     limit: int  # the operator's max_open_contacts
     weight: int | None = None  # on the source; None: not on it
     round_robin_credit: int = 0
@@ -88,9 +89,13 @@ def room(state: OperatorState) -> int:
 
 
 def left_out_reason(
-    state: OperatorState, *, exclude_operator_id: int | None = None
+    state: OperatorState,
+    *,
+    exclude_operator_id: int | None = None,
+    missed_by: Collection[int] = (),
 ) -> Reason | None:
-    """Why the operator cannot take a contact of the source now, or None if it can."""
+    """Why the operator cannot take a contact of the source now, or None if it can.
+    `missed_by`: the operators who declined this contact or let its offer expire."""
     if state.operator_id == exclude_operator_id:
         return Reason.CURRENT_OPERATOR
     if not state.is_active:
@@ -103,6 +108,9 @@ def left_out_reason(
         return Reason.OFF_SHIFT
     if is_at_limit(state.load, state.limit):
         return Reason.AT_LIMIT
+    # Last, so it is said only of operators who could take the contact otherwise.
+    if state.operator_id in missed_by:
+        return Reason.MISSED_OFFER
     return None
 
 
@@ -110,6 +118,7 @@ def explain(reason: Reason, state: OperatorState, *, source_code: str) -> str:
     """The reason as staff read it, e.g. in a refused reassignment."""
     return {
         Reason.CURRENT_OPERATOR: f"The contact is already with {state.name}.",
+        Reason.MISSED_OFFER: f"{state.name} declined this contact or let its offer expire.",
         Reason.INACTIVE: f"{state.name} is inactive.",
         Reason.NOT_ON_SOURCE: f"{state.name} does not serve the source {source_code}.",
         Reason.AWAY: f"{state.name} is away.",
@@ -222,12 +231,15 @@ def choose(
     *,
     rng: random.Random,
     exclude_operator_id: int | None = None,
+    missed_by: Collection[int] = (),
 ) -> Choice:
     """Leave out who cannot take the contact, with the reason; pick among the rest."""
     reports = []
     eligible = []
     for state in states:
-        reason = left_out_reason(state, exclude_operator_id=exclude_operator_id)
+        reason = left_out_reason(
+            state, exclude_operator_id=exclude_operator_id, missed_by=missed_by
+        )
         reports.append(CandidateReport.of(state, reason))
         if reason is None:
             eligible.append(state)

@@ -17,9 +17,30 @@ DATETIME = DateTimeField()
 
 CREATED = "contact.created"
 ASSIGNED = "contact.assigned"
+OFFERED = "contact.offered"
+ACCEPTED = "contact.accepted"
+DECLINED = "contact.declined"
+OFFER_EXPIRED = "contact.offer_expired"
+REQUEUED = "contact.requeued"
 REASSIGNED = "contact.reassigned"
 CLOSED = "contact.closed"
+FLAGGED = "contact.flagged"
 STATUS_CHANGED = "operator.status_changed"
+
+# Every type, in the order a contact meets them: what webhook endpoints may choose from.
+TYPES = [
+    CREATED,
+    ASSIGNED,
+    OFFERED,
+    ACCEPTED,
+    DECLINED,
+    OFFER_EXPIRED,
+    REQUEUED,
+    REASSIGNED,
+    CLOSED,
+    FLAGGED,
+    STATUS_CHANGED,
+]
 
 
 def contact_data(contact: Contact, *, decision: bool) -> dict[str, Any]:
@@ -47,17 +68,27 @@ def contact_data(contact: Contact, *, decision: bool) -> dict[str, Any]:
         "lead_conflicts": contact.lead_conflicts,
         "created_at": DATETIME.to_representation(contact.created_at),
         "assigned_at": DATETIME.to_representation(contact.assigned_at),
+        "offer_expires_at": DATETIME.to_representation(contact.offer_expires_at),
+        "flagged_at": DATETIME.to_representation(contact.flagged_at),
         "closed_at": DATETIME.to_representation(contact.closed_at),
     }
 
 
-def contact_events(contact: Contact, *event_types: str) -> list[NewEvent]:
-    """Events of one contact's change, sharing one copy of the contact."""
-    data = {"contact": contact_data(contact, decision=False)}
+def given(contact: Contact) -> str:
+    """The event of a contact just given to an operator: offered, or assigned outright."""
+    return OFFERED if contact.status == Contact.Status.OFFERED else ASSIGNED
+
+
+def contact_events(
+    contact: Contact, *event_types: str, detail: dict[str, Any] | None = None
+) -> list[NewEvent]:
+    """Events of one contact's change, sharing one copy of the contact as it is now,
+    with the change's `detail` (who declined, why it was requeued)."""
+    data = {"contact": contact_data(contact, decision=False), **(detail or {})}
     return [NewEvent(event_type, data, scope=contact.source.code) for event_type in event_types]
 
 
-def status_event(operator: Operator, *, previous: str | None) -> NewEvent:
+def status_event(operator: Operator, *, previous: str | None, reason: str = "") -> NewEvent:
     """No bot reads it (no scope): it is about an operator, not a contact."""
     return NewEvent(
         STATUS_CHANGED,
@@ -67,6 +98,7 @@ def status_event(operator: Operator, *, previous: str | None) -> NewEvent:
                 "name": operator.name,
                 "status": operator.status,
                 "previous_status": previous,
+                "reason": reason,
                 "status_changed_at": DATETIME.to_representation(operator.status_changed_at),
             }
         },

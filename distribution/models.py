@@ -11,11 +11,11 @@ from leads.models import Lead
 
 
 def open_load(operator_ref: str) -> Coalesce:
-    """An annotation: the open contacts of the operator in the row's `operator_ref`
-    column, counted on the partial index contact_open_by_operator. The intake reads the
-    same count in plain SQL (distribution.queries.operator_states)."""
+    """An annotation: the open and offered contacts of the operator in the row's
+    `operator_ref` column, counted on the partial index contact_load_by_operator. The
+    intake reads the same count in plain SQL (distribution.queries.operator_states)."""
     open_contacts = (
-        Contact.objects.filter(operator_id=OuterRef(operator_ref), status=Contact.Status.OPEN)
+        Contact.objects.filter(operator_id=OuterRef(operator_ref), status__in=Contact.LOAD_STATUSES)
         .order_by()
         .values("operator_id")
         .annotate(count=Count("pk"))
@@ -82,6 +82,12 @@ class Operator(models.Model):
         help_text="Only an available operator gets new contacts; away and offline keep theirs.",
     )
     status_changed_at = models.DateTimeField(default=timezone.now)
+    # Offers let expire since the last one accepted or declined: at
+    # OFFER_MISSES_BEFORE_AWAY the operator is set away. Kept under the operator's lock.
+    missed_offers_in_row = models.PositiveSmallIntegerField(default=0, editable=False)
+    # The desk's heartbeat: when a signed-in operator's desk last reached the server.
+    # None until the desk is opened; the worker sets away those whose heartbeat stopped.
+    seen_at = models.DateTimeField(null=True, blank=True, editable=False)
     time_zone = models.CharField(
         max_length=64,
         default=default_time_zone,
@@ -155,12 +161,21 @@ class DayOff(models.Model):
         return f"{self.first_day} - {self.last_day}"
 
 
+class StatusReason(models.TextChoices):
+    """Why the service, not a person, changed an operator's status."""
+
+    MISSED_OFFERS = "missed_offers", "Offers went unanswered"
+    NO_HEARTBEAT = "no_heartbeat", "The desk stopped answering"
+
+
 class OperatorStatusChange(models.Model):
     """Every status an operator took, and when: who was available when."""
 
     operator = models.ForeignKey(Operator, on_delete=models.CASCADE, related_name="status_changes")
     status = models.CharField(max_length=16, choices=Operator.Status.choices)
     changed_at = models.DateTimeField(default=timezone.now)
+    # Why, when the service changed it rather than a person; empty when a person did.
+    reason = models.CharField(max_length=32, blank=True, choices=StatusReason.choices)
 
     class Meta:
         ordering = ["operator_id", "changed_at", "id"]
@@ -182,6 +197,17 @@ class Source(models.Model):
     strategy = models.CharField(
         max_length=32, choices=Strategy.choices, default=Strategy.WEIGHTED_RANDOM
     )
+    accept_timeout_seconds = models.PositiveIntegerField(
+        null=True,
+        blank=True,
+        help_text="Empty: a contact is the operator's at once. Set: the operator is offered "
+        "it and has this many seconds to accept, or it goes to someone else.",
+    )
+    max_offers = models.PositiveSmallIntegerField(
+        default=3,
+        help_text="After this many declined or expired offers the contact is flagged "
+        "for supervisors.",
+    )
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
@@ -190,6 +216,13 @@ class Source(models.Model):
             models.CheckConstraint(
                 condition=models.Q(strategy__in=["weighted_random", "round_robin"]),
                 name="source_strategy_known",
+            ),
+            models.CheckConstraint(
+                condition=Q(accept_timeout_seconds__isnull=True) | Q(accept_timeout_seconds__gt=0),
+                name="source_accept_timeout_positive",
+            ),
+            models.CheckConstraint(
+                condition=Q(max_offers__gt=0), name="source_max_offers_positive"
             ),
         ]
 
@@ -252,8 +285,12 @@ class SourceApiKey(models.Model):
 class Contact(models.Model):
     class Status(models.TextChoices):
         WAITING = "waiting", "Waiting for an operator"
+        OFFERED = "offered", "Offered, not yet accepted"
         OPEN = "open", "Open"
         CLOSED = "closed", "Closed"
+
+    # What counts toward an operator's limit: an offer holds its place until answered.
+    LOAD_STATUSES = (Status.OPEN, Status.OFFERED)
 
     lead = models.ForeignKey(Lead, on_delete=models.PROTECT, related_name="contacts")
     source = models.ForeignKey(Source, on_delete=models.PROTECT, related_name="contacts")
@@ -274,7 +311,12 @@ class Contact(models.Model):
     # Identifiers sent with this contact that were not attached to its lead, and why.
     lead_conflicts = models.JSONField(default=list, blank=True)
     created_at = models.DateTimeField(default=timezone.now)
+    # When the operator got it (offered or, without offers, opened).
     assigned_at = models.DateTimeField(null=True, blank=True)
+    # An offer's deadline, by the database's clock; set only while `offered`.
+    offer_expires_at = models.DateTimeField(null=True, blank=True)
+    # When it had been declined or let expire Source.max_offers times: for supervisors.
+    flagged_at = models.DateTimeField(null=True, blank=True)
     closed_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
@@ -284,7 +326,7 @@ class Contact(models.Model):
         ordering = ["-created_at", "-id"]
         constraints = [
             models.CheckConstraint(
-                condition=Q(status__in=["waiting", "open", "closed"]),
+                condition=Q(status__in=["waiting", "offered", "open", "closed"]),
                 name="contact_status_known",
             ),
             models.CheckConstraint(
@@ -296,16 +338,36 @@ class Contact(models.Model):
                 name="contact_open_has_operator",
             ),
             models.CheckConstraint(
+                condition=~Q(status="offered")
+                | Q(
+                    operator__isnull=False,
+                    assigned_at__isnull=False,
+                    offer_expires_at__isnull=False,
+                ),
+                name="contact_offered_has_deadline",
+            ),
+            models.CheckConstraint(
+                condition=Q(status="offered") | Q(offer_expires_at__isnull=True),
+                name="contact_deadline_only_offered",
+            ),
+            models.CheckConstraint(
                 condition=~Q(status="closed") | Q(closed_at__isnull=False),
                 name="contact_closed_has_closed_at",
             ),
         ]
         indexes = [
-            # Load: count of an operator's open contacts, read under its row lock.
+            # Load: count of an operator's open and offered contacts, read under its
+            # row lock.
             models.Index(
                 fields=["operator"],
-                condition=Q(status="open"),
-                name="contact_open_by_operator",
+                condition=Q(status__in=["open", "offered"]),
+                name="contact_load_by_operator",
+            ),
+            # The worker's expiry pass: offers past their deadline, soonest first.
+            models.Index(
+                fields=["offer_expires_at"],
+                condition=Q(status="offered"),
+                name="contact_offer_deadline",
             ),
             # The waiting queue: oldest waiting contacts of a source first.
             models.Index(
@@ -336,6 +398,32 @@ class Contact(models.Model):
         """What the lead wrote, as bots send it (`payload.text`); empty if they sent none."""
         text = self.payload.get("text") if isinstance(self.payload, dict) else None
         return text if isinstance(text, str) else ""
+
+
+class OfferMiss(models.Model):
+    """An offer of a contact that its operator declined or let expire: that operator is
+    not offered the contact again by the rules (staff may still give it)."""
+
+    class Kind(models.TextChoices):
+        DECLINED = "declined", "Declined"
+        EXPIRED = "expired", "Expired"
+
+    contact = models.ForeignKey(Contact, on_delete=models.CASCADE, related_name="offer_misses")
+    operator = models.ForeignKey(Operator, on_delete=models.CASCADE, related_name="+")
+    kind = models.CharField(max_length=16, choices=Kind.choices)
+    reason = models.CharField(max_length=500, blank=True, help_text="The operator's, if given.")
+    at = models.DateTimeField()
+
+    class Meta:
+        ordering = ["contact_id", "at", "id"]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(kind__in=["declined", "expired"]), name="offer_miss_kind_known"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.operator_id} {self.kind} contact {self.contact_id}"
 
 
 # Stripe's limit for the same header: room for a UUID, a hash or a bot's message id.

@@ -1,15 +1,18 @@
 """Changes to operators, by staff or by the operators themselves (their status): each
-one that can free capacity drains the waiting queue in the same transaction."""
+one that can free capacity drains the waiting queue in the same transaction, and each
+that stops an operator taking work withdraws its pending offers once it is committed."""
 
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
+from functools import partial
 
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import IntegrityError, transaction
+from django.db.models import Q
 from django.utils import timezone
 
 from core.errors import Conflict
-from distribution import events, queries
+from distribution import queries
 from distribution.engine import drain_waiting_for_operator, lock_operators, restart_round_robin
 from distribution.models import (
     DayOff,
@@ -20,9 +23,10 @@ from distribution.models import (
     Source,
     default_time_zone,
 )
+from distribution.offers import withdraw_offers
 from distribution.shifts import DayOff as DayOffRange
 from distribution.shifts import ShiftInterval, hours_text, overlaps
-from events.outbox import record
+from distribution.statuses import record_status
 
 # update_operator's `user` when it is not to change (None unlinks the login).
 UNCHANGED = object()
@@ -79,44 +83,59 @@ def update_operator(
     if user is not UNCHANGED:
         locked.user = user
     if status is not None:
-        _record_status(locked, status, now=timezone.now())
+        record_status(locked, status, now=timezone.now())
     try:
         with transaction.atomic():
             locked.save()
     except IntegrityError:
         raise Conflict("That login already belongs to another operator.") from None
-    drain_waiting_for_operator(operator_id=locked.pk, trigger="operator_updated")
+    if locked.is_active and locked.status == Operator.Status.AVAILABLE:
+        drain_waiting_for_operator(operator_id=locked.pk, trigger="operator_updated")
+    else:
+        _withdraw_offers_after_commit(locked)
     return locked
 
 
 @transaction.atomic
 def set_operator_status(
-    *, operator: Operator, status: str, now: datetime | None = None
+    *, operator: Operator, status: str, now: datetime | None = None, reason: str = ""
 ) -> Operator:
-    """Whether the operator takes new contacts. Away and offline keep their open ones;
-    becoming available is capacity appearing: its waiting contacts come at once."""
+    """Whether the operator takes new contacts. Away and offline keep their open ones
+    and give back their pending offers; becoming available is capacity appearing: its
+    waiting contacts come at once. `reason`: why, when the service changed it."""
     lock_operators(operator_ids=[operator.pk])
     # Read after the lock: an assignment made while it was held is earlier, so the
     # history says exactly when the operator stopped (or started) taking work.
     now = now or timezone.now()
     locked = Operator.objects.get(pk=operator.pk)
-    if _record_status(locked, status, now=now):
+    if record_status(locked, status, now=now, reason=reason):
         locked.save(update_fields=["status", "status_changed_at"])
         if status == Operator.Status.AVAILABLE:
             drain_waiting_for_operator(operator_id=locked.pk, trigger="operator_available", now=now)
+        else:
+            _withdraw_offers_after_commit(locked)
     return locked
 
 
-def _record_status(operator: Operator, status: str, *, now: datetime) -> bool:
-    """Set a locked operator's status (not saved) and keep it in the history; whether it
-    changed."""
-    if operator.status == status:
-        return False
-    previous = operator.status
-    operator.status, operator.status_changed_at = status, now
-    OperatorStatusChange.objects.create(operator=operator, status=status, changed_at=now)
-    record([events.status_event(operator, previous=previous)], at=now)
-    return True
+# The desk polls every few seconds; its heartbeat is written at most this often.
+HEARTBEAT_EVERY = timedelta(seconds=15)
+
+
+def note_desk_seen(*, operator: Operator, now: datetime | None = None) -> None:
+    """The desk's heartbeat (Operator.seen_at): one conditional UPDATE, a write only
+    every HEARTBEAT_EVERY, well inside PRESENCE_TIMEOUT."""
+    now = now or timezone.now()
+    Operator.objects.filter(
+        Q(seen_at__isnull=True) | Q(seen_at__lt=now - HEARTBEAT_EVERY), pk=operator.pk
+    ).update(seen_at=now)
+
+
+def _withdraw_offers_after_commit(operator: Operator) -> None:
+    """Requeue the operator's pending offers once it has stopped taking work. After the
+    commit: offering them to others locks those operators, and this transaction holds
+    this one's lock already (engine.lock_operators takes a transaction's locks in one
+    call). The worker's expiry pass withdraws any this misses (a crash in between)."""
+    transaction.on_commit(partial(withdraw_offers, operator_id=operator.pk))
 
 
 @transaction.atomic

@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from datetime import datetime
 
 from django.db import connection
+from django.utils import timezone
 
 from distribution.eligibility import OperatorState
 from distribution.models import (
@@ -79,7 +80,8 @@ def lock_operators(*, operator_ids: Sequence[int], source_id: int | None) -> lis
         return [operator_id for (operator_id,) in cursor.fetchall()]
 
 
-# Each operator with its open load (counted on the partial index contact_open_by_operator),
+# Each operator with its load (open and offered contacts, counted on the partial index
+# contact_load_by_operator),
 # its presence and hours (Operator.hours: its shifts and days off, kept on the row so no
 # subquery reads them), and its weight and round-robin credit on one source (NULL where
 # it is not on it).
@@ -88,7 +90,7 @@ def _states_statement() -> str:
     return f"""
     SELECT o.id, o.{O_NAME}, o.{O_ACTIVE}, o.{O_LIMIT}, o.{O_STATUS}, o.{O_ZONE},
            (SELECT COUNT(*) FROM {CONTACT} c
-             WHERE c.{C_OPERATOR} = o.id AND c.{C_STATUS} = %s),
+             WHERE c.{C_OPERATOR} = o.id AND c.{C_STATUS} IN (%s, %s)),
            o.{O_HOURS},
            w.{W_WEIGHT}, w.{W_CREDIT}
       FROM {OPERATOR} o
@@ -107,7 +109,7 @@ def operator_states(
     compose the load and weight alone (a join and a subquery), ten times what running
     it costs; the hours ride along on the operator's row.
     """
-    params: list[object] = [Contact.Status.OPEN.value, source_id]
+    params: list[object] = [*(status.value for status in Contact.LOAD_STATUSES), source_id]
     if operator_ids is None:
         where = "w.id IS NOT NULL"
     elif not operator_ids:
@@ -135,6 +137,17 @@ def _state(row: tuple, now: datetime) -> OperatorState:
         status=status,
         on_shift=is_on_shift(shifts=shifts, days_off=days_off, time_zone=zone, now=now),
     )
+
+
+def database_now() -> datetime:
+    """The database's clock: offers' deadlines are set and compared by it, so app hosts
+    whose clocks differ agree on when an offer expired. SQLite is embedded: the host's."""
+    if connection.vendor != "postgresql":
+        return timezone.now()
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT statement_timestamp()")
+        (now,) = cursor.fetchone()
+    return now
 
 
 def operator_of(state: OperatorState) -> Operator:
@@ -193,7 +206,15 @@ def insert_contact(
 
 
 _KEY_FIELDS = ["id", "source_id", "prefix", "key_hash"]
-_SOURCE_FIELDS = ["id", "code", "name", "is_active", "strategy"]
+_SOURCE_FIELDS = [
+    "id",
+    "code",
+    "name",
+    "is_active",
+    "strategy",
+    "accept_timeout_seconds",
+    "max_offers",
+]
 # The live key with its source, in one statement: composing it through the ORM (a join,
 # a filter, first()) took about 0.8 ms of CPU, and every bot request checks a key.
 _SOURCE_KEY = f"""
@@ -213,11 +234,9 @@ def live_source_key(prefix: str) -> SourceApiKey | None:
         row = cursor.fetchone()
     if row is None:
         return None
-    key_id, source_id, prefix, key_hash, code, name, is_active, strategy = row
+    key_id, source_id, prefix, key_hash, *source = row
     api_key = SourceApiKey.from_db(
         connection.alias, _KEY_FIELDS, [key_id, source_id, prefix, key_hash]
     )
-    api_key.source = Source.from_db(
-        connection.alias, _SOURCE_FIELDS, [source_id, code, name, is_active, strategy]
-    )
+    api_key.source = Source.from_db(connection.alias, _SOURCE_FIELDS, [source_id, *source])
     return api_key

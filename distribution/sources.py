@@ -9,6 +9,9 @@ from distribution.engine import drain_waiting_for_operator, lock_operators, rest
 from distribution.keys import hash_key, new_key, prefix_of
 from distribution.models import OperatorSourceWeight, Source, SourceApiKey
 
+# update_source's `accept_timeout_seconds` when it is not to change (None turns offers off).
+UNCHANGED = object()
+
 
 def create_source(
     *,
@@ -16,11 +19,18 @@ def create_source(
     name: str,
     is_active: bool = True,
     strategy: str = Source.Strategy.WEIGHTED_RANDOM,
+    accept_timeout_seconds: int | None = None,
+    max_offers: int = 3,
 ) -> Source:
     try:
         with transaction.atomic():
             return Source.objects.create(
-                code=code, name=name, is_active=is_active, strategy=strategy
+                code=code,
+                name=name,
+                is_active=is_active,
+                strategy=strategy,
+                accept_timeout_seconds=accept_timeout_seconds,
+                max_offers=max_offers,
             )
     except IntegrityError:
         raise Conflict(f"A source with the code {code!r} already exists.") from None
@@ -33,10 +43,23 @@ def update_source(
     name: str | None = None,
     is_active: bool | None = None,
     strategy: str | None = None,
+    accept_timeout_seconds: int | object | None = UNCHANGED,
+    max_offers: int | None = None,
 ) -> Source:
-    """Change a source's fields (None leaves one as it is). Its weights are set apart."""
-    changes = {"code": code, "name": name, "is_active": is_active, "strategy": strategy}
+    """Change a source's fields (None leaves one as it is; UNCHANGED the accept timeout,
+    where None turns offers off). Its weights are set apart. Offers already made keep
+    their deadline."""
+    changes = {
+        "code": code,
+        "name": name,
+        "is_active": is_active,
+        "strategy": strategy,
+        "max_offers": max_offers,
+    }
     changed = [attribute for attribute, value in changes.items() if value is not None]
+    if accept_timeout_seconds is not UNCHANGED:
+        changes["accept_timeout_seconds"] = accept_timeout_seconds
+        changed.append("accept_timeout_seconds")
     for attribute in changed:
         setattr(source, attribute, changes[attribute])
     try:

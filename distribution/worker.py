@@ -3,9 +3,13 @@ makes due, run in one long-lived loop over the database.
 
 A plain loop, in the spirit of healthchecks' `sendalerts`, rather than a task queue: the
 work is not a list of jobs someone enqueued but a state to look at ("does an operator
-whose shift started have room for a waiting contact?"). Every pass is safe to run from
-several workers at once on PostgreSQL: the drains lock the operator and skip waiting
-rows another drain holds, the purge is one conditional DELETE. On SQLite run one copy.
+whose shift started have room for a waiting contact?", "which offers are past their
+deadline?"). Every pass is safe to run from several workers at once on PostgreSQL: the
+drains lock the operator and skip waiting rows another drain holds, the expiry skips
+offers another transaction holds, the presence pass checks again under the operator's
+lock, the webhook passes lock events with SKIP LOCKED and lease endpoints
+(events/webhooks.py), the purge is one conditional DELETE. On SQLite run one copy. Time is the
+database's clock (queries.database_now), as offers' deadlines are.
 """
 
 import json
@@ -15,14 +19,17 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+from django.conf import settings
 from django.db import DatabaseError, close_old_connections, transaction
-from django.utils import timezone
 
 from core.health import WORKER, beat
 from distribution import eligibility, queries
 from distribution.contacts import purge_idempotency_keys
-from distribution.engine import drain_waiting_for_operator
-from distribution.models import Contact, Operator, OperatorSourceWeight
+from distribution.engine import drain_waiting_for_operator, lock_operators
+from distribution.models import Contact, Operator, OperatorSourceWeight, StatusReason
+from distribution.offers import expire_offers
+from distribution.operators import set_operator_status
+from events.webhooks import deliver_webhooks, dispatch_events
 
 logger = logging.getLogger("crm.worker")
 
@@ -64,12 +71,40 @@ def drain_where_shifts_started(now: datetime) -> int:
     return assigned
 
 
+def set_away_without_heartbeat(now: datetime) -> int:
+    """Operators signed in to the desk whose desk stopped answering for
+    PRESENCE_TIMEOUT are set away (their offers go to others). Operators who never
+    opened the desk have no heartbeat and are left alone. One transaction each; the
+    condition is checked again under the operator's lock, so two workers set it once."""
+    cutoff = now - settings.PRESENCE_TIMEOUT
+    silent = Operator.objects.filter(
+        user__isnull=False, status=Operator.Status.AVAILABLE, seen_at__lt=cutoff
+    )
+    set_away = 0
+    for operator_id in list(silent.values_list("id", flat=True)):
+        with transaction.atomic():
+            lock_operators(operator_ids=[operator_id])
+            if silent.filter(pk=operator_id).exists():
+                set_operator_status(
+                    operator=Operator(pk=operator_id),
+                    status=Operator.Status.AWAY,
+                    now=now,
+                    reason=StatusReason.NO_HEARTBEAT,
+                )
+                set_away += 1
+    return set_away
+
+
 def purge_expired_keys(now: datetime) -> int:
     return purge_idempotency_keys()
 
 
 PASSES = [
+    Pass("expire_offers", timedelta(seconds=1), expire_offers),
     Pass("drain_where_shifts_started", timedelta(seconds=5), drain_where_shifts_started),
+    Pass("set_away_without_heartbeat", timedelta(seconds=10), set_away_without_heartbeat),
+    Pass("dispatch_events", timedelta(seconds=1), dispatch_events),
+    Pass("deliver_webhooks", timedelta(seconds=1), deliver_webhooks),
     Pass("purge_idempotency_keys", timedelta(minutes=10), purge_expired_keys),
 ]
 
@@ -79,7 +114,7 @@ class Worker:
     after the pass in hand."""
 
     def __init__(
-        self, passes: list[Pass] = PASSES, clock: Callable[[], datetime] = timezone.now
+        self, passes: list[Pass] = PASSES, clock: Callable[[], datetime] = queries.database_now
     ) -> None:
         self.passes = passes
         self.clock = clock

@@ -1,4 +1,11 @@
+import base64
+import secrets
+
 from django.db import models
+from django.db.models import Q
+from django.utils import timezone
+
+from events.addresses import validate_webhook_url
 
 
 class Event(models.Model):
@@ -13,12 +20,19 @@ class Event(models.Model):
     occurred_at = models.DateTimeField()
     scope = models.CharField(max_length=64, blank=True)
     data = models.JSONField()
+    # When the webhook fan-out made the event's deliveries. The outbox's INSERTs leave it
+    # out, so every event starts undispatched, whenever its transaction commits.
+    dispatched_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["id"]
         indexes = [
             # A bot's feed: its source's events after a cursor.
             models.Index(fields=["scope", "id"], name="event_by_scope"),
+            # The fan-out's look for new events: holds only those, so it stays small.
+            models.Index(
+                fields=["id"], condition=Q(dispatched_at__isnull=True), name="event_undispatched"
+            ),
         ]
 
     def __str__(self) -> str:
@@ -32,3 +46,99 @@ class Event(models.Model):
             "timestamp": self.occurred_at.isoformat(),
             "data": self.data,
         }
+
+
+def new_secret() -> str:
+    """`whsec_` and 32 random bytes in base64: the form Standard Webhooks' libraries read."""
+    return "whsec_" + base64.b64encode(secrets.token_bytes(32)).decode()
+
+
+class WebhookEndpoint(models.Model):
+    """Where the worker sends events (events/webhooks.py), signed with `secret`.
+
+    Its deliveries go one at a time in event order, so they share one schedule, kept
+    here: after a failed attempt the endpoint waits (`next_attempt_at`, longer with each
+    of its `failures` in a row), and a worker sending to it holds `leased_until`.
+    """
+
+    url = models.URLField(max_length=500, validators=[validate_webhook_url])
+    secret = models.CharField(max_length=100, default=new_secret, editable=False)
+    sources = models.JSONField(
+        default=list, blank=True, help_text="Source codes whose events it gets; none: all."
+    )
+    event_types = models.JSONField(
+        default=list, blank=True, help_text="Event types it gets; none: all."
+    )
+    is_active = models.BooleanField(default=True)
+    description = models.CharField(max_length=200, blank=True)
+    created_at = models.DateTimeField(default=timezone.now, editable=False)
+    next_attempt_at = models.DateTimeField(default=timezone.now, editable=False)
+    failures = models.PositiveIntegerField(default=0, editable=False)
+    leased_until = models.DateTimeField(null=True, blank=True, editable=False)
+
+    def __str__(self) -> str:
+        return self.url
+
+    def wants(self, event: Event) -> bool:
+        """Whether the event goes here: made after it, and through its filters."""
+        return (
+            self.created_at <= event.occurred_at
+            and (not self.sources or event.scope in self.sources)
+            and (not self.event_types or event.type in self.event_types)
+        )
+
+
+class WebhookDelivery(models.Model):
+    """One event for one endpoint, until it is delivered or given up."""
+
+    class Status(models.TextChoices):
+        PENDING = "pending"
+        DELIVERED = "delivered"
+        FAILED = "failed"
+
+    endpoint = models.ForeignKey(
+        WebhookEndpoint, on_delete=models.CASCADE, related_name="deliveries"
+    )
+    event = models.ForeignKey(Event, on_delete=models.CASCADE, related_name="deliveries")
+    status = models.CharField(max_length=16, choices=Status, default=Status.PENDING)
+    attempts = models.PositiveIntegerField(default=0)
+    created_at = models.DateTimeField()
+    delivered_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        verbose_name_plural = "webhook deliveries"
+        constraints = [
+            models.UniqueConstraint(fields=["endpoint", "event"], name="one_delivery_per_event"),
+        ]
+        indexes = [
+            # An endpoint's next delivery (its oldest pending event), and whether it has one.
+            models.Index(
+                fields=["endpoint", "event"],
+                condition=Q(status="pending"),
+                name="delivery_pending",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.event} to {self.endpoint}"
+
+    @property
+    def webhook_id(self) -> str:
+        """The `webhook-id` header: the same on every attempt, so a receiver can drop a repeat."""
+        return f"msg_{self.pk}"
+
+
+class WebhookAttempt(models.Model):
+    """One HTTP request of a delivery, and how it went."""
+
+    delivery = models.ForeignKey(WebhookDelivery, on_delete=models.CASCADE, related_name="tries")
+    at = models.DateTimeField()
+    status_code = models.PositiveSmallIntegerField(null=True, blank=True)
+    duration_ms = models.PositiveIntegerField()
+    error = models.TextField(blank=True)
+
+    class Meta:
+        ordering = ["id"]
+
+    def __str__(self) -> str:
+        return f"{self.delivery}: {self.status_code or self.error}"

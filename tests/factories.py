@@ -1,9 +1,12 @@
+from datetime import timedelta
+
 import factory
 from django.contrib.auth import get_user_model
 from django.utils import timezone
 
 from distribution.keys import hash_key, new_key, prefix_of
 from distribution.models import Contact, Operator, OperatorSourceWeight, Source, SourceApiKey
+from events.models import Event, WebhookDelivery, WebhookEndpoint
 from leads.models import Lead
 
 
@@ -106,3 +109,35 @@ class UserFactory(factory.django.DjangoModelFactory):
 
     username = factory.Sequence(lambda n: f"user{n}")
     password = factory.django.Password("user-password")
+
+
+class EventFactory(factory.django.DjangoModelFactory):
+    """An event row as the outbox writes it (tests of the webhooks need no real change)."""
+
+    class Meta:
+        model = Event
+
+    type = "contact.created"
+    occurred_at = factory.LazyFunction(timezone.now)
+    scope = "bot"
+    data = factory.LazyFunction(lambda: {"contact": {"id": 1}})
+
+
+class WebhookEndpointFactory(factory.django.DjangoModelFactory):
+    """Made an hour ago, so it wants events of the last hour."""
+
+    class Meta:
+        model = WebhookEndpoint
+
+    url = factory.Sequence(lambda n: f"https://hooks.example.com/{n}")
+    created_at = factory.LazyFunction(lambda: timezone.now() - timedelta(hours=1))
+
+
+class WebhookDeliveryFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = WebhookDelivery
+
+    endpoint = factory.SubFactory(WebhookEndpointFactory)
+    # Deliveries are made as their event is dispatched.
+    event = factory.SubFactory(EventFactory, dispatched_at=factory.LazyFunction(timezone.now))
+    created_at = factory.LazyFunction(timezone.now)

@@ -22,8 +22,12 @@ ENDPOINTS = {
     "/api/contacts/": {"get", "post"},
     "/api/contacts/{id}/": {"get"},
     "/api/contacts/{id}/close/": {"post"},
+    "/api/contacts/{id}/accept/": {"post"},
+    "/api/contacts/{id}/decline/": {"post"},
     "/api/contacts/{id}/reassign/": {"post"},
     "/api/stats/distribution/": {"get"},
+    "/api/webhooks/": {"get", "post"},
+    "/api/webhooks/{id}/": {"get", "put", "patch", "delete"},
 }
 
 

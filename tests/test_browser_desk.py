@@ -17,6 +17,7 @@ from selenium.webdriver.remote.webdriver import WebDriver
 from selenium.webdriver.support import expected_conditions
 from selenium.webdriver.support.ui import WebDriverWait
 
+from distribution import operators
 from distribution.contacts import register_contact
 from distribution.models import Contact, Operator
 from leads.identity import build_identity
@@ -308,3 +309,64 @@ def test_operator_reads_the_leads_history_from_every_source(
     ]
     assert rows[0].get_attribute("class") == "current"
     screenshots(browser, "desk-lead-history")
+
+
+def test_operator_sees_an_offer_arrive_with_its_time_left_and_accepts_it(
+    browser: WebDriver, live_server, ivan: Operator, telegram
+):
+    telegram.accept_timeout_seconds = 120
+    telegram.save()
+    sign_in_to_desk(browser, live_server, "ivan")
+    open_one = ContactFactory(
+        open=True, operator=ivan, source=telegram, lead=LeadFactory(name="Vera Lead")
+    )
+
+    offer = register_contact(
+        source=telegram,
+        identity=build_identity(phone="+79161234568", name="Oleg Lead"),
+        payload={"text": "Do you deliver to Kazan?"},
+    )
+    assert offer.status == Contact.Status.OFFERED
+
+    wait_for(
+        browser,
+        expected_conditions.visibility_of_element_located((By.ID, f"contact-{offer.pk}")),
+        timeout=LIVE_TIMEOUT,
+    )
+    card = settled(browser, text_of(f"#contact-{offer.pk}"))
+    assert "Oleg Lead" in card and "seconds left" in card
+    headings = settled(
+        browser, lambda browser: [h.text for h in browser.find_elements(By.TAG_NAME, "h2")]
+    )
+    assert headings[0].startswith("Offered to you")
+    screenshots(browser, "desk-offer")
+
+    click_through(browser, f"#contact-{offer.pk} .actions button.primary")
+
+    assert message(browser) == f"Contact #{offer.pk} is yours."
+    offer.refresh_from_db()
+    assert offer.status == Contact.Status.OPEN
+    assert browser.find_elements(By.CSS_SELECTOR, ".offers") == []
+    assert browser.find_element(By.ID, f"contact-{open_one.pk}")
+
+
+def test_the_board_shows_flagged_contacts_and_why_the_service_set_someone_away(
+    browser: WebDriver, live_server, telegram
+):
+    oleg = OperatorFactory(name="Oleg", max_open_contacts=3)
+    OperatorSourceWeightFactory(operator=oleg, source=telegram)
+    operators.set_operator_status(operator=oleg, status="away", reason="missed_offers")
+    flagged = ContactFactory(source=telegram, lead=LeadFactory(name="Pavel Lead"))
+    Contact.objects.filter(pk=flagged.pk).update(flagged_at=flagged.created_at)
+    StaffUserFactory(username="supervisor")
+    browser.get(f"{live_server.url}/admin/login/?next=/desk/board/")
+    browser.find_element(By.NAME, "username").send_keys("supervisor")
+    browser.find_element(By.NAME, "password").send_keys("staff-password")
+    browser.find_element(By.CSS_SELECTOR, "input[type=submit]").click()
+
+    wait_for(
+        browser, expected_conditions.visibility_of_element_located((By.ID, f"flagged-{flagged.pk}"))
+    )
+    assert "Pavel Lead" in settled(browser, text_of(f"#flagged-{flagged.pk}"))
+    assert "offers went unanswered" in settled(browser, text_of(f"#operator-{oleg.pk}"))
+    screenshots(browser, "board-flagged")

@@ -7,9 +7,11 @@ serialise the same code. CI runs them on both (see .ci/run).
 
 import random
 import threading
+import time
 from collections import Counter
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from datetime import timedelta
 
 import pytest
 from django.db import connection
@@ -19,9 +21,10 @@ from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
 from core.errors import Conflict
-from distribution import contacts, operators, worker
+from distribution import contacts, offers, operators, queries, worker
 from distribution.models import Contact, Operator, OperatorStatusChange, Source
 from distribution.sources import set_source_weights
+from events.models import Event
 from leads.identity import build_identity
 from leads.models import Lead
 from tests.factories import (
@@ -81,7 +84,7 @@ def close_contact(token: str, contact_id: int) -> Callable[[], int]:
 def operators_over_limit() -> list[tuple[str, int, int]]:
     return list(
         Operator.objects.annotate(
-            open_count=Count("contacts", filter=Q(contacts__status=Contact.Status.OPEN))
+            open_count=Count("contacts", filter=Q(contacts__status__in=Contact.LOAD_STATUSES))
         )
         .filter(open_count__gt=F("max_open_contacts"))
         .values_list("name", "open_count", "max_open_contacts")
@@ -347,3 +350,73 @@ def test_workers_draining_at_once_give_each_waiting_contact_once_and_nobody_too_
         Contact.objects.filter(pk__in=[c.pk for c in waiting]).values_list("status", flat=True)
     )
     assert statuses == {Contact.Status.OPEN: sum(limits), Contact.Status.WAITING: 30 - sum(limits)}
+
+
+def test_accepts_racing_the_expiry_end_each_offer_exactly_once(settings):
+    """Operators accept their offers (twice each) around the deadline while four
+    workers expire offers: every offer is either accepted or expired, never both and
+    never twice; an accept that answered ok left the contact open with its operator; no
+    operator over its limit; no contact lost."""
+    # Nobody is set away for missing offers here: withdrawals would be a third ending.
+    settings.OFFER_MISSES_BEFORE_AWAY = 1000
+    source = SourceFactory(code="race-bot", accept_timeout_seconds=60)
+    team = [OperatorFactory(max_open_contacts=4) for _ in range(6)]
+    set_source_weights(source=source, weights={operator.pk: 1 for operator in team})
+    for n in range(24):
+        contacts.register_contact(source=source, identity=build_identity(external_id=f"o-{n}"))
+    offered = dict(
+        Contact.objects.filter(status=Contact.Status.OFFERED).values_list("id", "operator_id")
+    )
+    assert len(offered) == 24
+    # Far enough for the threads to start; each accept then aims around it.
+    deadline = queries.database_now() + timedelta(seconds=1.5)
+    Contact.objects.update(offer_expires_at=deadline)
+    rng = random.Random(5)
+    accepted: dict[int, list[str]] = {contact_id: [] for contact_id in offered}
+
+    def accept(contact_id: int, offset: float) -> Callable[[], str]:
+        def task() -> str:
+            time.sleep(max(0.0, (deadline - queries.database_now()).total_seconds() + offset))
+            outcome = flow(
+                lambda: offers.accept_offer(
+                    contact=Contact(pk=contact_id), by_operator=Operator(pk=offered[contact_id])
+                )
+            )()
+            accepted[contact_id].append(outcome)
+            return outcome
+
+        return task
+
+    def expire() -> str:
+        until = deadline + timedelta(milliseconds=300)
+        while (now := queries.database_now()) < until:
+            outcome = flow(lambda: offers.expire_offers(now))()
+            if outcome != "ok":
+                return outcome
+        return "ok"
+
+    tasks = [accept(c, rng.uniform(-0.1, 0.1)) for c in offered for _ in range(2)]
+    outcomes = run_at_once(tasks + [expire] * 4, threads=len(tasks) + 4)
+    offers.expire_offers(queries.database_now())  # the next tick: accepts that came too late
+
+    assert set(outcomes) <= {"ok", "refused"}
+    ends = Counter(
+        (event.data["contact"]["id"], event.type)
+        for event in Event.objects.filter(type__in=["contact.accepted", "contact.offer_expired"])
+    )
+    for contact_id, operator_id in offered.items():
+        accepts, expiries = (
+            ends[contact_id, "contact.accepted"],
+            ends[contact_id, "contact.offer_expired"],
+        )
+        assert (accepts, expiries) in {(1, 0), (0, 1)}, contact_id
+        contact = Contact.objects.get(pk=contact_id)
+        if "ok" in accepted[contact_id]:
+            assert (contact.status, contact.operator_id) == (Contact.Status.OPEN, operator_id)
+            assert accepts == 1
+        else:
+            assert contact.operator_id != operator_id
+            assert expiries == 1
+    assert 0 < sum(ends[c, "contact.accepted"] for c in offered) < 24  # both won some
+    assert operators_over_limit() == []
+    assert Contact.objects.count() == 24

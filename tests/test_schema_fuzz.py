@@ -25,6 +25,7 @@ from distribution.contacts import close_contact, register_contact
 from distribution.models import Source
 from distribution.operators import create_operator
 from distribution.sources import set_source_weights
+from events.webhooks import create_endpoint
 from leads.identity import build_identity
 
 # The schema view needs no database, so loading it while collecting is safe.
@@ -74,6 +75,7 @@ def world(db) -> dict[str, list[int]]:
         "sources": [telegram.pk, site.pk],
         "leads": sorted({contact.lead_id for contact in contacts}),
         "contacts": [contact.pk for contact in contacts],
+        "webhooks": [create_endpoint(url="https://hooks.example.com/crm", sources=["site"]).pk],
     }
 
 

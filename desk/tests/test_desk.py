@@ -6,7 +6,10 @@ import pytest
 from django.urls import reverse
 from django.utils import timezone
 
+from distribution.contacts import register_contact
 from distribution.models import Contact, Operator, OperatorStatusChange
+from distribution.operators import set_operator_status
+from leads.identity import build_identity
 from tests.factories import (
     ContactFactory,
     LeadFactory,
@@ -287,3 +290,93 @@ def test_home_leads_operators_to_the_desk_and_staff_to_the_admin(client, ivan):
 
     client.force_login(StaffUserFactory())
     assert client.get("/")["Location"] == reverse("admin:index")
+
+
+# Offers on the desk, and the desk's heartbeat.
+
+
+@pytest.fixture
+def offering(ivan):
+    """Ivan's source makes offers with a minute to accept."""
+    source = ivan.weights.first().source
+    source.accept_timeout_seconds = 60
+    source.save()
+    return source
+
+
+def offer_to(operator: Operator, lead: str = "ext-offer") -> Contact:
+    source = operator.weights.first().source
+    return register_contact(source=source, identity=build_identity(external_id=lead))
+
+
+def test_an_offer_shows_above_the_open_contacts_with_its_time_left_and_answers(
+    desk, ivan, offering
+):
+    contact = offer_to(ivan)
+
+    page = desk.get("/desk/").content.decode()
+
+    assert page.index("Offered to you") < page.index("My open contacts")
+    assert f'action="/desk/contacts/{contact.pk}/accept/"' in page
+    assert f'action="/desk/contacts/{contact.pk}/decline/"' in page
+    assert "seconds left" in page
+
+
+def test_accepting_on_the_desk_makes_the_contact_an_open_one(desk, ivan, offering):
+    contact = offer_to(ivan)
+
+    response = desk.post(f"/desk/contacts/{contact.pk}/accept/", follow=True)
+
+    contact.refresh_from_db()
+    assert contact.status == Contact.Status.OPEN
+    assert f"Contact #{contact.pk} is yours." in response.content.decode()
+
+
+def test_declining_on_the_desk_keeps_the_reason_and_passes_the_contact_on(desk, ivan, offering):
+    contact = offer_to(ivan)
+
+    response = desk.post(
+        f"/desk/contacts/{contact.pk}/decline/", {"reason": "Wrong city"}, follow=True
+    )
+
+    contact.refresh_from_db()
+    assert (contact.status, contact.operator) == (Contact.Status.WAITING, None)
+    assert contact.offer_misses.get().reason == "Wrong city"
+    assert f"Contact #{contact.pk} declined." in response.content.decode()
+
+
+def test_an_accept_too_late_says_why(desk, ivan, offering):
+    contact = offer_to(ivan)
+    Contact.objects.filter(pk=contact.pk).update(
+        offer_expires_at=timezone.now() - timedelta(seconds=1)
+    )
+
+    response = desk.post(f"/desk/contacts/{contact.pk}/accept/", follow=True)
+
+    assert "Not accepted: This offer has expired" in response.content.decode()
+
+
+def test_the_desk_and_its_refresh_are_the_heartbeat_written_at_most_every_15_seconds(desk, ivan):
+    assert ivan.seen_at is None
+    desk.get("/desk/")
+    ivan.refresh_from_db()
+    first = ivan.seen_at
+    assert first is not None
+
+    desk.get("/desk/live/")
+    ivan.refresh_from_db()
+    assert ivan.seen_at == first  # within 15 seconds: no write
+
+    Operator.objects.filter(pk=ivan.pk).update(seen_at=first - timedelta(seconds=16))
+    desk.get("/desk/live/")
+    ivan.refresh_from_db()
+    assert ivan.seen_at > first
+
+
+def test_an_operator_set_away_by_the_service_is_told_why(desk, ivan):
+    set_operator_status(operator=ivan, status="away", reason="no_heartbeat")
+
+    page = desk.get("/desk/").content.decode()
+
+    assert "The service set you away at" in page
+    assert "the desk stopped answering" in page

@@ -8,3 +8,4 @@ autocomplete needs SourceAdmin.
 
 from distribution.admin import contacts, operators, sources  # noqa: F401, I001
 from distribution.admin import keys  # noqa: F401
+from distribution.admin import webhooks  # noqa: F401

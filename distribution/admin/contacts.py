@@ -23,7 +23,7 @@ from core.errors import Conflict
 from distribution.admin.common import ADMIN_CSS, report_refusals, status_badge
 from distribution.contacts import close_contact, reassign_contact
 from distribution.eligibility import Decision
-from distribution.models import Contact, Operator
+from distribution.models import Contact, OfferMiss, Operator
 from leads.identity import NORMALISERS, identifier_lookup, identifier_values
 from leads.models import Lead
 
@@ -135,11 +135,38 @@ class ContactActionForm(ActionForm):
     )
 
 
+class OfferMissInline(admin.TabularInline):
+    """Who was offered the contact and did not take it: never offered it again by rule."""
+
+    model = OfferMiss
+    fields = ("at", "operator", "kind", "reason")
+    readonly_fields = fields
+    extra = 0
+    can_delete = False
+    verbose_name = "declined or expired offer"
+
+    def has_add_permission(self, request: HttpRequest, obj: Contact | None = None) -> bool:
+        return False
+
+
+class FlaggedFilter(admin.SimpleListFilter):
+    title = "supervisor's attention"
+    parameter_name = "flagged"
+
+    def lookups(self, request: HttpRequest, model_admin: admin.ModelAdmin) -> list:
+        return [("yes", "Flagged, not closed")]
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet) -> QuerySet:
+        if self.value() == "yes":
+            return queryset.filter(flagged_at__isnull=False).exclude(status=Contact.Status.CLOSED)
+        return queryset
+
+
 @admin.register(Contact)
 class ContactAdmin(admin.ModelAdmin):
     list_display = ("id", "lead", "source", "operator", "status_badge", "age")
     list_display_links = ("id",)
-    list_filter = ("status", "source", "operator", "created_at")
+    list_filter = ("status", FlaggedFilter, "source", "operator", "created_at")
     list_select_related = ("lead", "source", "operator")
     search_fields = ("=lead__external_id", "=lead__phone", "=lead__email")
     # Nothing is edited by hand, so no foreign key needs a picker (autocomplete, raw id):
@@ -154,9 +181,12 @@ class ContactAdmin(admin.ModelAdmin):
         "lead_conflicts",
         "created_at",
         "assigned_at",
+        "offer_expires_at",
+        "flagged_at",
         "closed_at",
     )
     fields = readonly_fields
+    inlines = [OfferMissInline]
     action_form = ContactActionForm
     actions = ["close", "reassign"]
     list_per_page = 100

@@ -74,7 +74,15 @@ class SourceAdmin(DeleteThroughServiceMixin, admin.ModelAdmin):
     list_filter = ("is_active", "strategy")
     search_fields = ("code", "name")
     readonly_fields = ("created_at",)
-    fields = ("code", "name", "strategy", "is_active", "created_at")
+    fields = (
+        "code",
+        "name",
+        "strategy",
+        "is_active",
+        "accept_timeout_seconds",
+        "max_offers",
+        "created_at",
+    )
     list_select_related = False  # a source has no foreign keys; weights are prefetched
     inlines = [SourceWeightInline]
     list_per_page = 50
@@ -135,6 +143,8 @@ class SourceAdmin(DeleteThroughServiceMixin, admin.ModelAdmin):
             "name": obj.name,
             "is_active": obj.is_active,
             "strategy": obj.strategy,
+            "accept_timeout_seconds": obj.accept_timeout_seconds,
+            "max_offers": obj.max_offers,
         }
         if change:
             update_source(source=obj, **fields)

@@ -11,6 +11,7 @@ from distribution.events import contact_data
 from distribution.models import (
     MAX_IDEMPOTENCY_KEY_LENGTH,
     Contact,
+    OfferMiss,
     Operator,
     OperatorSourceWeight,
     Source,
@@ -160,8 +161,22 @@ class SourceSerializer(serializers.ModelSerializer):
 
     class Meta:
         model = Source
-        fields = ["id", "code", "name", "is_active", "strategy", "operators", "created_at"]
+        fields = [
+            "id",
+            "code",
+            "name",
+            "is_active",
+            "strategy",
+            "accept_timeout_seconds",
+            "max_offers",
+            "operators",
+            "created_at",
+        ]
         read_only_fields = ["id", "created_at"]
+        extra_kwargs = {
+            "accept_timeout_seconds": {"min_value": 1},
+            "max_offers": {"min_value": 1, "max_value": 100},
+        }
 
 
 class WeightListSerializer(serializers.ListSerializer):
@@ -381,12 +396,24 @@ class ContactSerializer(serializers.ModelSerializer):
             "lead_conflicts",
             "created_at",
             "assigned_at",
+            "offer_expires_at",
+            "flagged_at",
             "closed_at",
         ]
         read_only_fields = fields
 
     def to_representation(self, contact: Contact) -> dict[str, Any]:
         return contact_data(contact, decision=True)
+
+
+class ContactDeclineSerializer(serializers.Serializer):
+    reason = serializers.CharField(
+        max_length=OfferMiss._meta.get_field("reason").max_length,
+        required=False,
+        allow_blank=True,
+        default="",
+        help_text="Why, for supervisors (optional).",
+    )
 
 
 class ContactReassignSerializer(serializers.Serializer):

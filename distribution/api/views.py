@@ -23,7 +23,7 @@ from rest_framework.views import APIView
 
 from core.api import THROTTLED, error_response
 from core.middleware import log_ids
-from distribution import contacts, operators, queries, sources
+from distribution import contacts, offers, operators, queries, sources
 from distribution.api.authentication import (
     IsOperator,
     IsStaffOrOperator,
@@ -35,6 +35,7 @@ from distribution.api.authentication import (
 from distribution.api.filters import ContactFilter, LeadFilter
 from distribution.api.serializers import (
     ContactCreateSerializer,
+    ContactDeclineSerializer,
     ContactReassignSerializer,
     ContactSerializer,
     DistributionReportSerializer,
@@ -88,6 +89,8 @@ class ContactViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.
             return [IsStaffOrSourceBot(), NamesOwnSource()]
         if self.action == "close":
             return [IsStaffOrOperator()]
+        if self.action in ("accept", "decline"):
+            return [IsOperator()]
         return super().get_permissions()
 
     def get_queryset(self) -> QuerySet[Contact]:
@@ -166,6 +169,42 @@ class ContactViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.
     def close(self, request: Request, pk: str) -> Response:
         contact = contacts.close_contact(
             contact=self.get_object(), by_operator=signed_in_operator(request)
+        )
+        return Response(ContactSerializer(contact).data)
+
+    @extend_schema(
+        request=None,
+        responses={
+            200: ContactSerializer,
+            409: error_response("The offer expired, was withdrawn or moved, and why."),
+        },
+    )
+    @action(detail=True, methods=["post"])
+    def accept(self, request: Request, pk: str) -> Response:
+        """The signed-in operator accepts the contact it was offered: it opens."""
+        contact = offers.accept_offer(
+            contact=self.get_object(), by_operator=signed_in_operator(request)
+        )
+        return Response(ContactSerializer(contact).data)
+
+    @extend_schema(
+        request=ContactDeclineSerializer,
+        responses={
+            200: ContactSerializer,
+            409: error_response("The contact is not offered to this operator, and why."),
+        },
+    )
+    @action(detail=True, methods=["post"])
+    def decline(self, request: Request, pk: str) -> Response:
+        """The signed-in operator passes on the contact it was offered: it goes back to
+        the queue (at its first-arrival place) and on to someone else."""
+        contact = self.get_object()
+        serializer = ContactDeclineSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        contact = offers.decline_offer(
+            contact=contact,
+            by_operator=signed_in_operator(request),
+            reason=serializer.validated_data["reason"],
         )
         return Response(ContactSerializer(contact).data)
 

@@ -6,7 +6,7 @@ from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 from django.utils import timezone
 
-from distribution.models import Contact
+from distribution.models import Contact, OfferMiss
 from leads.models import Lead
 from tests.factories import (
     ContactFactory,
@@ -342,3 +342,19 @@ def test_lead_search_for_a_whole_phone_finds_only_that_lead(admin_client):
     response = admin_client.get(LEADS, {"q": "8 916 000 00 01"})
 
     assert shown(response) == {lead.pk}
+
+
+def test_the_contact_page_lists_who_passed_on_it_and_the_flagged_filter_finds_it(admin_client):
+    anna = OperatorFactory(name="Anna")
+    flagged = ContactFactory()
+    ContactFactory()  # not flagged
+    OfferMiss.objects.create(
+        contact=flagged, operator=anna, kind="declined", reason="Wrong city", at=timezone.now()
+    )
+    Contact.objects.filter(pk=flagged.pk).update(flagged_at=timezone.now())
+
+    page = admin_client.get(contact_page(flagged)).content.decode()
+    listed = admin_client.get(CONTACTS, {"flagged": "yes"})
+
+    assert "Wrong city" in page and "Anna" in page
+    assert shown(listed) == {flagged.pk}

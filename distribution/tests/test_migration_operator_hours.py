@@ -6,8 +6,6 @@ import pytest
 from django.db import connection
 from django.db.migrations.executor import MigrationExecutor
 
-from distribution.models import Operator
-
 
 def migrate(target: tuple[str, str]):
     executor = MigrationExecutor(connection)
@@ -28,7 +26,7 @@ def test_operators_keep_their_shifts_and_days_off_through_the_migration(before_h
     night_owl.shifts.create(weekday=4, start=time(22), end=time(6))
     night_owl.days_off.create(first_day=date(2026, 12, 31), last_day=date(2027, 1, 2))
 
-    migrate(("distribution", "0005_operator_hours"))
+    after = migrate(("distribution", "0005_operator_hours")).get_model("distribution", "Operator")
 
-    assert Operator.objects.get(pk=night_owl.pk).hours == "4 22:00 06:00;2026-12-31 2027-01-02"
-    assert Operator.objects.get(pk=free.pk).hours == ""
+    assert after.objects.get(pk=night_owl.pk).hours == "4 22:00 06:00;2026-12-31 2027-01-02"
+    assert after.objects.get(pk=free.pk).hours == ""

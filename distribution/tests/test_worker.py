@@ -8,10 +8,23 @@ from django.db import OperationalError
 from core.health import WORKER
 from core.models import Heartbeat
 from distribution import operators
-from distribution.models import Contact, Operator
+from distribution.models import Contact, Operator, OperatorStatusChange
 from distribution.shifts import ShiftInterval
-from distribution.worker import Pass, Worker, drain_where_shifts_started
-from tests.factories import ContactFactory, OperatorSourceWeightFactory
+from distribution.sources import set_source_weights
+from distribution.worker import (
+    PASSES,
+    Pass,
+    Worker,
+    drain_where_shifts_started,
+    set_away_without_heartbeat,
+)
+from tests.factories import (
+    ContactFactory,
+    OperatorFactory,
+    OperatorSourceWeightFactory,
+    SourceFactory,
+    UserFactory,
+)
 
 pytestmark = pytest.mark.django_db
 
@@ -123,3 +136,57 @@ def test_a_stop_request_ends_the_tick_after_the_pass_in_hand():
     worker.run(tick_seconds=0.01)
 
     assert runs == ["first"]
+
+
+def test_operators_whose_desk_stopped_answering_are_set_away_and_give_back_their_offers(
+    django_capture_on_commit_callbacks,
+):
+    now = datetime(2026, 12, 7, 12, 0, tzinfo=UTC)
+    quiet = OperatorFactory(name="Quiet", user=UserFactory(), seen_at=now - timedelta(seconds=91))
+    fresh = OperatorFactory(name="Fresh", user=UserFactory(), seen_at=now - timedelta(seconds=30))
+    never_opened = OperatorFactory(name="Never", user=UserFactory(), seen_at=None)
+    without_login = OperatorFactory(name="Api", seen_at=now - timedelta(hours=1))
+    source = SourceFactory(accept_timeout_seconds=60)
+    set_source_weights(source=source, weights={quiet.pk: 1})
+    offer = ContactFactory(
+        source=source,
+        operator=quiet,
+        status=Contact.Status.OFFERED,
+        assigned_at=now,
+        offer_expires_at=now + timedelta(seconds=60),
+    )
+
+    with django_capture_on_commit_callbacks(execute=True):
+        assert set_away_without_heartbeat(now) == 1
+    assert set_away_without_heartbeat(now) == 0  # once
+
+    statuses = dict(Operator.objects.values_list("name", "status"))
+    assert statuses == {
+        "Quiet": "away",
+        "Fresh": "available",
+        "Never": "available",
+        "Api": "available",
+    }
+    assert OperatorStatusChange.objects.get(operator=quiet, status="away").reason == "no_heartbeat"
+    offer.refresh_from_db()
+    assert (offer.status, offer.operator) == (Contact.Status.WAITING, None)
+    assert {fresh.status, never_opened.status, without_login.status} == {"available"}
+
+
+def test_one_tick_of_the_worker_expires_an_offer_past_its_deadline():
+    now = datetime(2026, 12, 7, 12, 0, tzinfo=UTC)
+    source = SourceFactory(accept_timeout_seconds=60)
+    anna = OperatorSourceWeightFactory(source=source).operator
+    offer = ContactFactory(
+        source=source,
+        operator=anna,
+        status=Contact.Status.OFFERED,
+        assigned_at=now - timedelta(seconds=61),
+        offer_expires_at=now - timedelta(seconds=1),
+    )
+
+    Worker(PASSES, clock=lambda: now).run_due()
+
+    offer.refresh_from_db()
+    assert offer.status == Contact.Status.WAITING
+    assert offer.offer_misses.get().kind == "expired"

@@ -7,7 +7,8 @@ from distribution.worker import Worker
 
 class Command(BaseCommand):
     help = (
-        "The background worker: drains waiting contacts when shifts start, purges expired "
+        "The background worker: expires offers, drains waiting contacts when shifts start, "
+        "sets away operators whose desk stopped answering, delivers webhooks, purges expired "
         "idempotency keys, and keeps the heartbeat /health/ reports. Runs until SIGTERM or "
         "SIGINT, finishing the pass in hand. Any number may run on PostgreSQL; one on SQLite."
     )
