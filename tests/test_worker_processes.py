@@ -1,7 +1,8 @@
-"""Webhooks delivered by real `manage.py run_worker` processes to a real receiver on
-127.0.0.1 that verifies every signature with the standardwebhooks package, while the
-intake keeps making events: the receiver down for a while, two workers at once, a worker
-SIGKILLed mid-delivery. Each check reads what the receiver got and the database.
+"""Real `manage.py run_worker` processes while the intake keeps making contacts:
+webhooks delivered to a real receiver on 127.0.0.1 that verifies every signature with
+the standardwebhooks package (the receiver down for a while, two workers at once, a
+worker SIGKILLed mid-delivery), and offers expired by two workers at once. Each check
+reads what the receiver got and the database.
 
 The workers use the test database (committed rows: transactional tests) with small
 timeouts and backoff from the environment.
@@ -22,11 +23,12 @@ import pytest
 from django.db import connection
 
 from distribution.contacts import register_contact
-from distribution.models import Source
+from distribution.models import Contact, OfferMiss, Source
+from distribution.sources import set_source_weights
 from events.models import Event, WebhookDelivery, WebhookEndpoint
 from events.webhooks import create_endpoint
 from leads.identity import build_identity
-from tests.factories import OperatorSourceWeightFactory
+from tests.factories import OperatorFactory, OperatorSourceWeightFactory, SourceFactory
 from tests.receiver import Receiver
 
 pytestmark = [pytest.mark.concurrency, pytest.mark.django_db(transaction=True)]
@@ -43,7 +45,7 @@ FAST = {
 }
 
 
-def start_worker(log: Path) -> subprocess.Popen:
+def start_worker(log: Path, **settings: str) -> subprocess.Popen:
     """`manage.py run_worker` on the test database, in its own process group, logging
     to a file (a pipe nobody reads would fill and stop it)."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(("DATABASE_URL", "SQLITE_"))}
@@ -54,7 +56,7 @@ def start_worker(log: Path) -> subprocess.Popen:
         env["DATABASE_URL"] = f"postgres://{db['USER']}{password}@{host}/{db['NAME']}"
     else:
         env["SQLITE_PATH"] = str(db["NAME"])
-    env.update(FAST, WEBHOOKS_ALLOW_PRIVATE="1", PRODUCTION="0")
+    env.update(FAST, WEBHOOKS_ALLOW_PRIVATE="1", PRODUCTION="0", **settings)
     return subprocess.Popen(
         [sys.executable, "manage.py", "run_worker", "--tick", "0.2"],
         cwd=ROOT,
@@ -204,3 +206,34 @@ def test_a_worker_killed_mid_delivery_leaves_nothing_lost_or_stuck(tmp_path):
     assert sent[first.webhook_id] == 2
     endpoint.refresh_from_db()
     assert (endpoint.leased_until, endpoint.failures) == (None, 0)
+
+
+@pytest.mark.skipif(not POSTGRESQL, reason="several workers need PostgreSQL; on SQLite run one")
+def test_two_workers_under_intake_expire_each_offer_once(tmp_path):
+    """Offers with a one-second deadline go round six operators while two workers
+    expire them: every offer ends once (one miss and one contact.offer_expired event per
+    operator and contact), and each contact, passed on by everyone, waits flagged."""
+    source = SourceFactory(code="quick-bot", accept_timeout_seconds=1, max_offers=6)
+    team = [OperatorFactory(max_open_contacts=1000) for _ in range(6)]
+    set_source_weights(source=source, weights={operator.pk: 1 for operator in team})
+    workers = [
+        start_worker(tmp_path / f"worker-{n}.log", OFFER_MISSES_BEFORE_AWAY="1000")
+        for n in range(2)
+    ]
+    try:
+        make_contacts(source, 40, pause=0.05)
+        wait_until(
+            lambda: not Contact.objects.exclude(status=Contact.Status.WAITING).exists(),
+            "every contact passed on by every operator",
+        )
+    finally:
+        for worker in workers:
+            stop(worker)
+
+    misses = Counter(OfferMiss.objects.values_list("contact_id", "operator_id"))
+    assert set(misses.values()) == {1}, "an offer expired twice"
+    assert len(misses) == 40 * 6
+    assert Event.objects.filter(type="contact.offer_expired").count() == 40 * 6
+    assert Contact.objects.filter(flagged_at__isnull=False).count() == 40
+    for number in range(2):
+        assert '"worker": "expire_offers"' in (tmp_path / f"worker-{number}.log").read_text()
