@@ -54,6 +54,8 @@ def env_rate(name: str, default: str) -> str:
 
 
 DEV_SECRET_KEY = "dev-only-insecure-secret-key-change-me"
+# The placeholder .env.example carries: copied as it is, it is no secret either.
+EXAMPLE_SECRET_KEY = "replace-with-a-long-random-string"
 
 DEBUG = env_bool("DEBUG", False)
 SECRET_KEY = env_str("SECRET_KEY", DEV_SECRET_KEY)
@@ -69,7 +71,7 @@ def production_problems() -> list[str]:
     problems = []
     if DEBUG:
         problems.append("DEBUG is on")
-    if SECRET_KEY in {"", DEV_SECRET_KEY}:
+    if SECRET_KEY in {"", DEV_SECRET_KEY, EXAMPLE_SECRET_KEY}:
         problems.append("SECRET_KEY is not set")
     if not ALLOWED_HOSTS:
         problems.append("ALLOWED_HOSTS is empty")

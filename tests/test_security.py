@@ -46,6 +46,8 @@ def manage(*args: str, **env: str) -> subprocess.CompletedProcess:
         ({"DEBUG": "1"}, "DEBUG is on"),
         ({"SECRET_KEY": ""}, "SECRET_KEY is not set"),
         ({"SECRET_KEY": "dev-only-insecure-secret-key-change-me"}, "SECRET_KEY is not set"),
+        # .env.example's placeholder, copied without a change.
+        ({"SECRET_KEY": "replace-with-a-long-random-string"}, "SECRET_KEY is not set"),
         ({"ALLOWED_HOSTS": ""}, "ALLOWED_HOSTS is empty"),
     ],
 )
