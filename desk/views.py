@@ -28,7 +28,7 @@ from core.errors import Conflict
 from desk.board import assignment_reason, read_board
 from distribution import contacts, offers, operators, queries
 from distribution.api.authentication import signed_in_operator
-from distribution.models import Contact, Operator, OperatorStatusChange
+from distribution.models import Contact, OfferMiss, Operator, OperatorStatusChange
 
 # How often the live parts of the desk and the board ask for news.
 REFRESH_SECONDS = 5
@@ -175,7 +175,9 @@ def accept(request: HttpRequest, operator: Operator, contact_id: int) -> HttpRes
 
 
 class DeclineForm(forms.Form):
-    reason = forms.CharField(max_length=500, required=False, strip=True)
+    reason = forms.CharField(
+        max_length=OfferMiss._meta.get_field("reason").max_length, required=False, strip=True
+    )
 
 
 @require_POST

@@ -28,7 +28,9 @@ from distribution.shifts import DayOff as DayOffRange
 from distribution.shifts import ShiftInterval, hours_text, overlaps
 from distribution.statuses import record_status
 
-# update_operator's `user` when it is not to change (None unlinks the login).
+# A field of an update_* service that is not to change, where None is a value (update_operator's
+# `user`: None unlinks the login; update_source's `accept_timeout_seconds`: None turns
+# offers off).
 UNCHANGED = object()
 
 

@@ -8,9 +8,7 @@ from core.errors import Conflict
 from distribution.engine import drain_waiting_for_operator, lock_operators, restart_round_robin
 from distribution.keys import hash_key, new_key, prefix_of
 from distribution.models import OperatorSourceWeight, Source, SourceApiKey
-
-# update_source's `accept_timeout_seconds` when it is not to change (None turns offers off).
-UNCHANGED = object()
+from distribution.operators import UNCHANGED
 
 
 def create_source(
