@@ -297,6 +297,12 @@ OFFER_MISSES_BEFORE_AWAY = env_int("OFFER_MISSES_BEFORE_AWAY", 2)
 # An available operator signed in to the desk whose desk has not reached the server for
 # this long is set away by the worker (the desk polls every few seconds).
 PRESENCE_TIMEOUT = timedelta(seconds=env_int("PRESENCE_TIMEOUT_SECONDS", 90))
+# Fair bursts: at most BURST_LIMIT new contacts per operator per BURST_WINDOW_MINUTES,
+# for operators that set no burst limit of their own. 0 (the default): no limit.
+BURST_LIMIT = env_int("BURST_LIMIT", 0) or None
+BURST_WINDOW_MINUTES = env_int("BURST_WINDOW_MINUTES", 10)
+if BURST_WINDOW_MINUTES <= 0 or (BURST_LIMIT is not None and BURST_LIMIT < 0):
+    raise ImproperlyConfigured("BURST_WINDOW_MINUTES must be positive, BURST_LIMIT not negative.")
 
 # Requests per source for bots' API keys (all keys of one source share it). Counted in
 # the default cache: per process unless CACHES points at a shared one.
@@ -323,6 +329,8 @@ SPECTACULAR_SETTINGS = {
         "ContactStatusEnum": "distribution.models.Contact.Status",
         "SourceStrategyEnum": "distribution.models.Source.Strategy",
         "OperatorStatusEnum": "distribution.models.Operator.Status",
+        "ContactHistoryActionEnum": "distribution.models.ContactHistory.Action",
+        "SourceStickyEnum": "distribution.models.Source.Sticky",
     },
 }
 

@@ -22,7 +22,7 @@ TRIGGERS = {
     "operator_updated": gettext_lazy("the operator's limit or team membership changed"),
     "weights_changed": gettext_lazy("the source's weights changed"),
     "shifts_changed": gettext_lazy("the operator's shifts changed"),
-    "shift_started": gettext_lazy("the operator's shift started"),
+    "time_freed_room": gettext_lazy("a shift started or a burst window moved on"),
     "offer_declined": gettext_lazy("the operator declined an offer"),
     "offer_expired": gettext_lazy("an offer to the operator expired"),
     "offer_withdrawn": gettext_lazy("an offer was withdrawn"),

@@ -26,6 +26,7 @@ from django_htmx.http import HttpResponseClientRedirect
 
 from core.errors import Conflict
 from desk.board import assignment_reason, read_board
+from desk.timeline import operator_timeline
 from distribution import contacts, offers, operators, queries
 from distribution.api.authentication import signed_in_operator
 from distribution.models import Contact, OfferMiss, Operator, OperatorStatusChange
@@ -131,7 +132,8 @@ def set_status(request: HttpRequest, operator: Operator) -> HttpResponse:
 @require_GET
 @operator_view
 def contact(request: HttpRequest, operator: Operator, contact_id: int) -> HttpResponse:
-    """One of the operator's contacts, and every contact of its lead, from every source."""
+    """One of the operator's contacts with its steps so far, and every contact of its
+    lead, from every source."""
     contact = get_object_or_404(
         Contact.objects.select_related("lead", "source"), pk=contact_id, operator=operator
     )
@@ -141,10 +143,19 @@ def contact(request: HttpRequest, operator: Operator, contact_id: int) -> HttpRe
         .order_by("-created_at", "-id")
     )
     details = {key: value for key, value in contact.payload.items() if key != "text"}
+    steps = operator_timeline(contact, operator)
     return render(
         request,
         "desk/contact.html",
-        {"operator": operator, "contact": contact, "history": history, "details": details},
+        {
+            "operator": operator,
+            "contact": contact,
+            "steps": steps,
+            # A column for the operator's own reasons only where there is one to show.
+            "step_notes": any(step.note for step in steps),
+            "history": history,
+            "details": details,
+        },
     )
 
 

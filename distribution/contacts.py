@@ -5,7 +5,7 @@ Who gets a contact is the engine's to say; these flows own the transactions arou
 
 import hashlib
 import json
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from typing import Any
 
 from django.conf import settings
@@ -15,13 +15,20 @@ from django.utils import timezone
 from core.errors import Conflict
 from distribution import eligibility, events, queries
 from distribution.engine import (
+    Action,
     Assignment,
+    Before,
     choose_operator,
     drain_waiting_for_operator,
     give,
+    given_action,
     hand_over,
+    history_step,
+    lead_owner,
     lock_operators,
     missed_offers,
+    sticky_after_arrival,
+    store_change,
 )
 from distribution.models import Contact, IdempotencyKey, Operator, Source
 from events.outbox import record
@@ -35,18 +42,30 @@ def register_contact(
 ) -> Contact:
     """Store a contact from `source` and hand it to an operator, in one transaction.
 
-    1. Find the lead by external_id, then phone, then email, or create it.
-    2. Ask the engine for an operator (locks the source's operators until commit).
-    3. Insert the contact `open` (or `offered`, where the source makes offers) with that
-       operator, or `waiting` with none.
+    1. Find the lead by external_id, then phone, then email, or create it; its row stays
+       locked until commit, so a second contact of the lead waits there until this one
+       is stored, and then finds this one's operator.
+    2. Where the source is sticky, find the lead's own operator.
+    3. Ask the engine for an operator (locks the source's operators and the owner until
+       commit).
+    4. Insert the contact `open` (or `offered`, where the source makes offers) with that
+       operator, or `waiting` with none (or for the owner), with its operator's load,
+       its history step and its events.
     """
     lead, conflicts = find_or_create_lead(identity=identity)
-    assignment = choose_operator(source=source)
+    now = timezone.now()
+    owner_id = lead_owner(source=source, lead_id=lead.pk, now=now)
+    assignment = choose_operator(source=source, owner_id=owner_id, now=now)
     contact = Contact(lead=lead, source=source, payload=payload or {}, lead_conflicts=conflicts)
-    hand_over(contact, assignment.operator, assignment.decision)
-    now = contact.created_at = contact.assigned_at or timezone.now()
+    hand_over(contact, assignment, now=None if assignment.operator else now)
+    now = contact.created_at = contact.assigned_at or now
     happened = (events.CREATED, events.given(contact)) if assignment.operator else (events.CREATED,)
-    queries.insert_contact(contact, events=events.contact_events(contact, *happened), at=now)
+    queries.insert_contact(
+        contact,
+        history=history_step(contact, given_action(contact), at=now),
+        events=events.contact_events(contact, *happened),
+        at=now,
+    )
     return contact
 
 
@@ -58,20 +77,24 @@ def close_contact(*, contact: Contact, by_operator: Operator | None = None) -> C
     moved to someone else since the operator saw it.
     """
     with transaction.atomic():
-        # A conditional update, so two concurrent closes cannot both succeed.
-        closing = Contact.objects.exclude(status=Contact.Status.CLOSED).filter(pk=contact.pk)
-        if by_operator is not None:
-            closing = closing.filter(operator=by_operator)
-        if not closing.update(
-            status=Contact.Status.CLOSED, closed_at=timezone.now(), offer_expires_at=None
-        ):
-            if by_operator is not None and not _is_with(contact, by_operator):
-                raise Conflict(NO_LONGER_YOURS)
+        # The contact's lock, then its operator's (as reassigning takes them), so two
+        # concurrent closes cannot both succeed and the load drops once. Read with
+        # everything the answer shows, before the commit: a query after it could fail
+        # (the database going away) and answer an error for a close that was stored.
+        contact = (
+            Contact.objects.select_for_update(of=("self",))
+            .select_related("lead", "source", "operator")
+            .get(pk=contact.pk)
+        )
+        if by_operator is not None and contact.operator_id != by_operator.pk:
+            raise Conflict(NO_LONGER_YOURS)
+        if contact.status == Contact.Status.CLOSED:
             raise Conflict("This contact is already closed.")
-        # Read back with everything the answer shows, before the commit: a query after
-        # it could fail (the database going away) and answer an error for a close
-        # that was stored.
-        contact = Contact.objects.select_related("lead", "source", "operator").get(pk=contact.pk)
+        lock_operators(operator_ids=[contact.operator_id])
+        before = Before.of(contact)
+        contact.status, contact.closed_at = Contact.Status.CLOSED, timezone.now()
+        contact.offer_expires_at = contact.waits_for_id = contact.waits_until = None
+        store_change(contact, Action.CLOSED, before=before, at=contact.closed_at)
         record(events.contact_events(contact, events.CLOSED), at=contact.closed_at)
         if contact.operator_id is not None:
             drain_waiting_for_operator(operator_id=contact.operator_id, trigger="contact_closed")
@@ -101,9 +124,19 @@ def reassign_contact(
     if by_operator is not None and contact.operator_id != by_operator.pk:
         raise Conflict(NO_LONGER_YOURS)
     previous_operator_id = contact.operator_id
+    now = timezone.now()
+    owner_id = None
+    if operator is None:
+        owner_id = lead_owner(
+            source=contact.source,
+            lead_id=contact.lead_id,
+            now=now,
+            contact_id=contact.pk,
+        )
     # Every operator this may touch, locked up front in one statement (lock_operators).
     locked_ids = lock_operators(
-        operator_ids=[previous_operator_id, operator and operator.pk], source=contact.source
+        operator_ids=[previous_operator_id, operator and operator.pk, owner_id],
+        source=contact.source,
     )
     if operator is None:
         assignment = choose_operator(
@@ -111,6 +144,9 @@ def reassign_contact(
             exclude_operator_id=previous_operator_id,
             missed_by=missed_offers(contact),
             locked_ids=locked_ids,
+            owner_id=owner_id,
+            sticky=sticky_after_arrival(contact.source),
+            now=now,
         )
         if assignment.operator is None:
             raise Conflict(_nobody_can_take(has_operator=previous_operator_id is not None))
@@ -123,10 +159,6 @@ def reassign_contact(
 
 
 NO_LONGER_YOURS = "This contact is no longer yours: it has moved to another operator."
-
-
-def _is_with(contact: Contact, operator: Operator) -> bool:
-    return Contact.objects.filter(pk=contact.pk, operator=operator).exists()
 
 
 def _nobody_can_take(*, has_operator: bool) -> str:
@@ -144,8 +176,11 @@ def _named_operator(contact: Contact, operator: Operator) -> Assignment:
     )
     if not states:
         raise Operator.DoesNotExist  # deleted since the request named it: a 404
-    [state] = states
-    reason = eligibility.left_out_reason(state, exclude_operator_id=contact.operator_id)
+    # Staff's choice is not held to the burst limit, which paces the rules.
+    state = replace(states[0], burst_limit=None)
+    reason = eligibility.left_out_reason(
+        state, exclude_operator_id=contact.operator_id, units=contact.source.load_units
+    )
     if reason is not None:
         raise Conflict(eligibility.explain(reason, state, source_code=contact.source.code))
     return Assignment(

@@ -17,12 +17,26 @@ DEMO_OPERATORS = [
     ("Oleg Ivanov", 2),
     ("Anna Smirnova", 4),
 ]
-# code, name, strategy, {operator index: weight}, accept timeout (None: no offers)
+# code, name, strategy, {operator index: weight}, other settings
 DEMO_SOURCES = [
-    ("telegram-bot", "Telegram bot", Source.Strategy.WEIGHTED_RANDOM, {0: 3, 1: 1}, None),
-    ("site-form", "Site form", Source.Strategy.ROUND_ROBIN, {1: 2, 2: 1, 3: 1}, None),
+    ("telegram-bot", "Telegram bot", Source.Strategy.WEIGHTED_RANDOM, {0: 3, 1: 1}, {}),
+    ("site-form", "Site form", Source.Strategy.ROUND_ROBIN, {1: 2, 2: 1, 3: 1}, {}),
     # Its contacts are offered: five minutes to accept on the desk.
-    ("whatsapp-bot", "WhatsApp bot", Source.Strategy.WEIGHTED_RANDOM, {0: 1, 3: 2}, 300),
+    (
+        "whatsapp-bot",
+        "WhatsApp bot",
+        Source.Strategy.WEIGHTED_RANDOM,
+        {0: 1, 3: 2},
+        {"accept_timeout_seconds": 300},
+    ),
+    # A call takes an operator three times what a chat does, and goes first.
+    (
+        "phone-line",
+        "Phone line",
+        Source.Strategy.WEIGHTED_RANDOM,
+        {0: 1, 3: 1},
+        {"load_units": 3, "priority": 10},
+    ),
 ]
 DEMO_LEADS = 300
 DEMO_HISTORY = 3000
@@ -36,10 +50,8 @@ def seed_demo() -> None:
         create_operator(name=name, max_open_contacts=limit) for name, limit in DEMO_OPERATORS
     ]
     sources = []
-    for code, name, strategy, weights, accept_timeout in DEMO_SOURCES:
-        source = create_source(
-            code=code, name=name, strategy=strategy, accept_timeout_seconds=accept_timeout
-        )
+    for code, name, strategy, weights, settings in DEMO_SOURCES:
+        source = create_source(code=code, name=name, strategy=strategy, **settings)
         set_source_weights(
             source=source,
             weights={operators[index].pk: weight for index, weight in weights.items()},

@@ -9,7 +9,8 @@ two equal).
 
 import random
 from collections.abc import Collection, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
@@ -18,6 +19,11 @@ from distribution.picking import ROUND_ROBIN, Candidate, pick_round_robin, pick_
 # Decisions not made by a source's strategy.
 MANUAL = "manual"  # staff named the operator
 WAITING_QUEUE = "waiting_queue"  # a waiting contact taken when capacity appeared
+STICKY = "sticky"  # the lead's own operator (Source.sticky)
+OVERFLOW = "overflow"  # waited past Source.overflow_after_seconds: the overflow list
+
+# Source.sticky's values.
+STICKY_OFF, STICKY_PREFER, STICKY_REQUIRE = "off", "prefer", "require"
 
 
 class Reason(StrEnum):
@@ -30,7 +36,13 @@ class Reason(StrEnum):
     OFFLINE = "offline"
     OFF_SHIFT = "off_shift"
     AT_LIMIT = "at_limit"
+    BURST_LIMIT = "burst_limit"  # took its burst of new contacts for the window
     MISSED_OFFER = "missed_offer"  # declined this contact or let its offer expire
+
+
+# What may pass while a contact waits for its lead's own operator (sticky 'require');
+# for the other reasons it goes by the source's rule at once.
+PASSING = {Reason.AWAY, Reason.OFFLINE, Reason.OFF_SHIFT, Reason.AT_LIMIT, Reason.BURST_LIMIT}
 
 
 AVAILABLE = "available"  # the one status that takes new contacts (Operator.Status)
@@ -43,12 +55,15 @@ class OperatorState:
     operator_id: int
     name: str
     is_active: bool
-    load: int  # open and offered contacts now
-    limit: int  # the operator's max_open_contacts
+    load: int  # load units of its open and offered contacts now
+    limit: int  # the operator's max_open_contacts, in load units
     weight: int | None = None  # on the source; None: not on it
     round_robin_credit: int = 0
     status: str = AVAILABLE  # available, away or offline
     on_shift: bool = True  # at the moment the state was read (shifts.is_on_shift)
+    last_assigned_at: datetime | None = None  # round robin's ties: least recent first
+    burst_limit: int | None = None  # new contacts per window; None: no burst limit
+    given_in_window: int = 0  # new contacts given within its burst window
 
 
 def state_of(operator: Any, *, load: int | None = None, weight: int | None = None) -> OperatorState:
@@ -66,7 +81,17 @@ def state_of(operator: Any, *, load: int | None = None, weight: int | None = Non
 
 
 def is_at_limit(load: int, limit: int) -> bool:
+    """Full: no room for even a one-unit contact."""
     return load >= limit
+
+
+def fits(state: OperatorState, units: int) -> bool:
+    """Whether a contact costing `units` fits under the operator's limit."""
+    return state.load + units <= state.limit
+
+
+def is_at_burst_limit(state: OperatorState) -> bool:
+    return state.burst_limit is not None and state.given_in_window >= state.burst_limit
 
 
 def percent_full(state: OperatorState) -> int:
@@ -82,10 +107,18 @@ def takes_work(state: OperatorState) -> bool:
 
 
 def room(state: OperatorState) -> int:
-    """How many more contacts the operator may take now, from any source it serves."""
+    """How many more load units the operator may take now, from any source it serves."""
     if not takes_work(state):
         return 0
     return max(0, state.limit - state.load)
+
+
+def burst_room(state: OperatorState) -> int | None:
+    """How many more contacts the operator may be given in its burst window (None: no
+    burst limit)."""
+    if state.burst_limit is None:
+        return None
+    return max(0, state.burst_limit - state.given_in_window)
 
 
 def left_out_reason(
@@ -93,9 +126,11 @@ def left_out_reason(
     *,
     exclude_operator_id: int | None = None,
     missed_by: Collection[int] = (),
+    units: int = 1,
 ) -> Reason | None:
-    """Why the operator cannot take a contact of the source now, or None if it can.
-    `missed_by`: the operators who declined this contact or let its offer expire."""
+    """Why the operator cannot take a contact of the source (costing `units`) now, or
+    None if it can. `missed_by`: the operators who declined this contact or let its
+    offer expire."""
     if state.operator_id == exclude_operator_id:
         return Reason.CURRENT_OPERATOR
     if not state.is_active:
@@ -106,8 +141,10 @@ def left_out_reason(
         return Reason(state.status)  # away or offline
     if not state.on_shift:
         return Reason.OFF_SHIFT
-    if is_at_limit(state.load, state.limit):
+    if not fits(state, units):
         return Reason.AT_LIMIT
+    if is_at_burst_limit(state):
+        return Reason.BURST_LIMIT
     # Last, so it is said only of operators who could take the contact otherwise.
     if state.operator_id in missed_by:
         return Reason.MISSED_OFFER
@@ -124,7 +161,12 @@ def explain(reason: Reason, state: OperatorState, *, source_code: str) -> str:
         Reason.AWAY: f"{state.name} is away.",
         Reason.OFFLINE: f"{state.name} is offline.",
         Reason.OFF_SHIFT: f"{state.name} is off shift.",
-        Reason.AT_LIMIT: f"{state.name} is at the limit ({state.load} / {state.limit} open).",
+        Reason.AT_LIMIT: f"{state.name} is at the limit ({state.load} / {state.limit} open)."
+        if is_at_limit(state.load, state.limit)
+        else f"{state.name} has no room for a contact this size ({state.load} / {state.limit} "
+        "load units).",
+        Reason.BURST_LIMIT: f"{state.name} has taken {state.given_in_window} new contacts "
+        "in the burst window, the most allowed.",
     }[reason]
 
 
@@ -162,15 +204,22 @@ class CandidateReport:
 class Decision:
     """Why a contact went to whom (or to nobody): stored on the contact as JSON."""
 
-    strategy: str  # the source's strategy, MANUAL or WAITING_QUEUE
+    strategy: str  # the source's strategy, MANUAL, WAITING_QUEUE, STICKY or OVERFLOW
     candidates: tuple[CandidateReport, ...] = ()
     chosen_operator_id: int | None = None
     trigger: str | None = None  # for WAITING_QUEUE: what freed the capacity
+    # The lead's own operator where the source is sticky, and why it was left out.
+    owner: CandidateReport | None = None
+    units: int = 1  # what the contact costs, in load units
 
     def as_json(self) -> dict[str, Any]:
         data: dict[str, Any] = {"strategy": self.strategy}
         if self.trigger is not None:
             data["trigger"] = self.trigger
+        if self.owner is not None:
+            data["owner"] = self.owner.as_json()
+        if self.units != 1:
+            data["units"] = self.units
         data["candidates"] = [candidate.as_json() for candidate in self.candidates]
         data["chosen_operator_id"] = self.chosen_operator_id
         return data
@@ -178,22 +227,14 @@ class Decision:
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> "Decision":
         """A stored decision; rows written without one (seeded history) read as empty."""
-        candidates = tuple(
-            CandidateReport(
-                operator_id=candidate.get("operator_id"),
-                name=candidate.get("name", ""),
-                load=candidate.get("load", 0),
-                limit=candidate.get("limit", 0),
-                left_out=Reason(candidate["left_out"]) if candidate.get("left_out") else None,
-                weight=candidate.get("weight"),
-            )
-            for candidate in data.get("candidates", [])
-        )
+        owner = data.get("owner")
         return cls(
             strategy=data.get("strategy", ""),
-            candidates=candidates,
+            candidates=tuple(_report(candidate) for candidate in data.get("candidates", [])),
             chosen_operator_id=data.get("chosen_operator_id"),
             trigger=data.get("trigger"),
+            owner=None if owner is None else _report(owner),
+            units=data.get("units", 1),
         )
 
     def outcome(self, candidate: CandidateReport) -> str:
@@ -201,6 +242,17 @@ class Decision:
         if candidate.operator_id == self.chosen_operator_id:
             return "chosen"
         return candidate.left_out or "not picked"
+
+
+def _report(candidate: dict[str, Any]) -> CandidateReport:
+    return CandidateReport(
+        operator_id=candidate.get("operator_id"),
+        name=candidate.get("name", ""),
+        load=candidate.get("load", 0),
+        limit=candidate.get("limit", 0),
+        left_out=Reason(candidate["left_out"]) if candidate.get("left_out") else None,
+        weight=candidate.get("weight"),
+    )
 
 
 def manual_decision(state: OperatorState) -> Decision:
@@ -223,6 +275,8 @@ class Choice:
     chosen: OperatorState | None
     # Round robin: every eligible operator's new credit, for the caller to store.
     credits: dict[int, int] = field(default_factory=dict)
+    # Sticky 'require': the lead's own operator the contact waits for (nobody chosen).
+    waits_for: int | None = None
 
 
 def choose(
@@ -232,14 +286,42 @@ def choose(
     rng: random.Random,
     exclude_operator_id: int | None = None,
     missed_by: Collection[int] = (),
+    units: int = 1,
+    owner: OperatorState | None = None,
+    sticky: str = STICKY_OFF,
 ) -> Choice:
-    """Leave out who cannot take the contact, with the reason; pick among the rest."""
+    """Leave out who cannot take the contact (costing `units`), with the reason; pick
+    among the rest by `strategy`.
+
+    With `owner` (the lead's own operator, in any state) and `sticky` 'prefer' or
+    'require', the owner takes it if eligible. If not, 'require' waits for the owner
+    while the reason may pass (PASSING); otherwise the strategy picks, and the
+    decision says why the owner did not.
+    """
+
+    def reason_of(state: OperatorState) -> Reason | None:
+        return left_out_reason(
+            state, exclude_operator_id=exclude_operator_id, missed_by=missed_by, units=units
+        )
+
+    owner_report = None
+    if owner is not None and sticky != STICKY_OFF:
+        reason = reason_of(owner)
+        owner_report = CandidateReport.of(owner, reason)
+        if reason is None or (sticky == STICKY_REQUIRE and reason in PASSING):
+            chosen = owner if reason is None else None
+            decision = Decision(
+                strategy=STICKY,
+                candidates=(owner_report,),
+                chosen_operator_id=None if chosen is None else owner.operator_id,
+                owner=owner_report,
+                units=units,
+            )
+            return Choice(decision, chosen, waits_for=None if chosen else owner.operator_id)
     reports = []
     eligible = []
     for state in states:
-        reason = left_out_reason(
-            state, exclude_operator_id=exclude_operator_id, missed_by=missed_by
-        )
+        reason = reason_of(state)
         reports.append(CandidateReport.of(state, reason))
         if reason is None:
             eligible.append(state)
@@ -248,8 +330,14 @@ def choose(
         strategy=strategy,
         candidates=tuple(reports),
         chosen_operator_id=chosen.operator_id if chosen else None,
+        owner=owner_report,
+        units=units,
     )
     return Choice(decision=decision, chosen=chosen, credits=credits)
+
+
+def with_given_in_window(state: OperatorState, given: int) -> OperatorState:
+    return replace(state, given_in_window=given)
 
 
 def pick(
@@ -260,7 +348,12 @@ def pick(
     if not eligible:
         return None, {}
     candidates = [
-        Candidate(state.operator_id, state.weight or 0, state.round_robin_credit)
+        Candidate(
+            state.operator_id,
+            state.weight or 0,
+            state.round_robin_credit,
+            state.last_assigned_at.timestamp() if state.last_assigned_at else 0.0,
+        )
         for state in eligible
     ]
     if strategy == ROUND_ROBIN:

@@ -1,32 +1,35 @@
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import models
-from django.db.models import Count, F, OuterRef, Q, QuerySet, Subquery
+from django.db.models import F, OuterRef, Q, QuerySet, Subquery, Sum
 from django.db.models.functions import Coalesce
 from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
 
 from distribution import picking
 from distribution.shifts import WEEKDAYS, is_time_zone
 from leads.models import Lead
 
 
-def open_load(operator_ref: str) -> Coalesce:
-    """An annotation: the open and offered contacts of the operator in the row's
-    `operator_ref` column, counted on the partial index contact_load_by_operator. The
-    intake reads the same count in plain SQL (distribution.queries.operator_states)."""
+def counted_load(operator_ref: str) -> Coalesce:
+    """An annotation: the load units of the open and offered contacts of the operator in
+    the row's `operator_ref` column, summed from the contacts (on the partial index
+    contact_load_by_operator). What Operator.open_load must equal: loads.check_loads
+    compares the two."""
     open_contacts = (
         Contact.objects.filter(operator_id=OuterRef(operator_ref), status__in=Contact.LOAD_STATUSES)
         .order_by()
         .values("operator_id")
-        .annotate(count=Count("pk"))
-        .values("count")
+        .annotate(units=Sum("load_units"))
+        .values("units")
     )
     return Coalesce(Subquery(open_contacts), 0)
 
 
 class OperatorQuerySet(QuerySet):
     def with_load(self) -> "OperatorQuerySet":
-        return self.annotate(load=open_load("pk"))
+        """Each operator with its load (Operator.open_load) as `load`, as the rules read it."""
+        return self.annotate(load=F("open_load"))
 
     def at_limit(self, at_limit: bool = True) -> "OperatorQuerySet":
         """Those `with_load` at their limit (or, False, with room): the SQL twin of
@@ -41,8 +44,8 @@ class OperatorQuerySet(QuerySet):
 
 class OperatorSourceWeightQuerySet(QuerySet):
     def with_load(self) -> "OperatorSourceWeightQuerySet":
-        """Each weight with its operator's open load as `load`."""
-        return self.annotate(load=open_load("operator_id"))
+        """Each weight with its operator's load as `load`."""
+        return self.annotate(load=F("operator__open_load"))
 
 
 def default_time_zone() -> str:
@@ -65,7 +68,29 @@ class Operator(models.Model):
         default=True, help_text="On the team at all; staff's switch, unlike the status."
     )
     max_open_contacts = models.PositiveIntegerField(
-        default=10, help_text="How many open contacts this operator may hold at once."
+        default=10,
+        help_text="How much open work this operator may hold at once, in load units: a "
+        "contact costs its source's load units (1 unless the source says otherwise).",
+    )
+    # The load units of its open and offered contacts, kept by the engine's one path
+    # that changes a contact's status (engine.store_change, queries.insert_contact),
+    # always under this row's lock: the intake reads it instead of counting contacts.
+    # loads.check_loads compares it with the contacts and repairs any drift.
+    open_load = models.PositiveIntegerField(default=0, editable=False)
+    # When the rules last gave it a contact: round robin's ties go to the one given
+    # least recently.
+    last_assigned_at = models.DateTimeField(null=True, blank=True, editable=False)
+    burst_limit = models.PositiveSmallIntegerField(
+        null=True,
+        blank=True,
+        help_text="At most this many new contacts per burst window, however much room "
+        "the operator has. Empty: the project's default (BURST_LIMIT, off unless set).",
+    )
+    burst_window_minutes = models.PositiveSmallIntegerField(
+        null=True,
+        blank=True,
+        help_text="The burst window in minutes. Empty: the project's default "
+        "(BURST_WINDOW_MINUTES).",
     )
     # The login the operator signs in to the desk with; never a staff login.
     user = models.OneToOneField(
@@ -112,6 +137,14 @@ class Operator(models.Model):
             models.CheckConstraint(
                 condition=models.Q(status__in=["available", "away", "offline"]),
                 name="operator_status_known",
+            ),
+            models.CheckConstraint(
+                condition=Q(burst_limit__isnull=True) | Q(burst_limit__gt=0),
+                name="operator_burst_limit_positive",
+            ),
+            models.CheckConstraint(
+                condition=Q(burst_window_minutes__isnull=True) | Q(burst_window_minutes__gt=0),
+                name="operator_burst_window_positive",
             ),
         ]
 
@@ -191,6 +224,11 @@ class Source(models.Model):
         WEIGHTED_RANDOM = picking.WEIGHTED_RANDOM, "Weighted random"
         ROUND_ROBIN = picking.ROUND_ROBIN, "Round robin (smooth, by weight)"
 
+    class Sticky(models.TextChoices):
+        OFF = "off", "Off: by the weights only"
+        PREFER = "prefer", "Prefer the lead's own operator"
+        REQUIRE = "require", "Require the lead's own operator"
+
     code = models.SlugField(max_length=64, unique=True, help_text="What a bot sends.")
     name = models.CharField(max_length=200)
     is_active = models.BooleanField(default=True)
@@ -208,6 +246,38 @@ class Source(models.Model):
         help_text="After this many declined or expired offers the contact is flagged "
         "for supervisors.",
     )
+    load_units = models.PositiveSmallIntegerField(
+        default=1,
+        help_text="What one open contact of this source costs an operator, against the "
+        "operator's limit: e.g. 1 for a chat, 3 for a phone call.",
+    )
+    sticky = models.CharField(
+        max_length=16,
+        choices=Sticky.choices,
+        default=Sticky.PREFER,
+        help_text="A returning lead's own operator is the one its last contact went to "
+        "within the sticky days. Prefer: that operator takes it if they can now, else "
+        "the weights decide. Require: it waits for them a while first.",
+    )
+    sticky_days = models.PositiveSmallIntegerField(
+        default=30, help_text="How long a lead stays its operator's after its last contact."
+    )
+    sticky_wait_seconds = models.PositiveIntegerField(
+        default=300,
+        help_text="With sticky 'require': how long a contact waits for its lead's own "
+        "operator before it goes by the weights.",
+    )
+    priority = models.IntegerField(
+        default=0,
+        help_text="Operators take waiting contacts of higher-priority sources first, "
+        "then the oldest.",
+    )
+    overflow_after_seconds = models.PositiveIntegerField(
+        null=True,
+        blank=True,
+        help_text="Empty: off. Set: a contact waiting longer than this may also go to the "
+        "source's overflow operators.",
+    )
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
@@ -223,6 +293,22 @@ class Source(models.Model):
             ),
             models.CheckConstraint(
                 condition=Q(max_offers__gt=0), name="source_max_offers_positive"
+            ),
+            models.CheckConstraint(
+                condition=Q(load_units__gt=0), name="source_load_units_positive"
+            ),
+            models.CheckConstraint(
+                condition=Q(sticky__in=["off", "prefer", "require"]), name="source_sticky_known"
+            ),
+            models.CheckConstraint(
+                condition=Q(sticky_days__gt=0), name="source_sticky_days_positive"
+            ),
+            models.CheckConstraint(
+                condition=Q(sticky_wait_seconds__gt=0), name="source_sticky_wait_positive"
+            ),
+            models.CheckConstraint(
+                condition=Q(overflow_after_seconds__isnull=True) | Q(overflow_after_seconds__gt=0),
+                name="source_overflow_after_positive",
             ),
         ]
 
@@ -251,6 +337,28 @@ class OperatorSourceWeight(models.Model):
 
     def __str__(self) -> str:
         return f"{self.operator} on {self.source}: {self.weight}"
+
+
+class OverflowWeight(models.Model):
+    """An operator who may also take a source's contacts once they have waited past
+    Source.overflow_after_seconds, by this weight: the source's second weight list."""
+
+    operator = models.ForeignKey(
+        Operator, on_delete=models.CASCADE, related_name="overflow_weights"
+    )
+    source = models.ForeignKey(Source, on_delete=models.CASCADE, related_name="overflow_weights")
+    weight = models.PositiveIntegerField()
+
+    class Meta:
+        ordering = ["source_id", "operator_id"]
+        verbose_name = "overflow operator"
+        constraints = [
+            models.UniqueConstraint(fields=["operator", "source"], name="overflow_unique_pair"),
+            models.CheckConstraint(condition=Q(weight__gt=0), name="overflow_weight_positive"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.operator} overflows {self.source}: {self.weight}"
 
 
 class SourceApiKey(models.Model):
@@ -318,6 +426,18 @@ class Contact(models.Model):
     # When it had been declined or let expire Source.max_offers times: for supervisors.
     flagged_at = models.DateTimeField(null=True, blank=True)
     closed_at = models.DateTimeField(null=True, blank=True)
+    # What it costs its operator while open or offered: its source's load units when it
+    # was given (a later change of the source's units applies to later contacts).
+    load_units = models.PositiveSmallIntegerField(default=1)
+    # Given to its lead's own operator (Source.sticky): counted as load, not in the
+    # weights' shares.
+    by_owner = models.BooleanField(default=False)
+    # Sticky 'require': waiting for the lead's own operator until `waits_until`, first in
+    # line for that operator's next free place; then by the source's rule.
+    waits_for = models.ForeignKey(
+        Operator, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    waits_until = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         # The table kept its name when the model moved here from leads (migration
@@ -354,6 +474,13 @@ class Contact(models.Model):
                 condition=~Q(status="closed") | Q(closed_at__isnull=False),
                 name="contact_closed_has_closed_at",
             ),
+            models.CheckConstraint(
+                condition=Q(status="waiting") | Q(waits_for__isnull=True, waits_until__isnull=True),
+                name="contact_waits_for_owner_only_waiting",
+            ),
+            models.CheckConstraint(
+                condition=Q(load_units__gt=0), name="contact_load_units_positive"
+            ),
         ]
         indexes = [
             # Load: count of an operator's open and offered contacts, read under its
@@ -368,6 +495,19 @@ class Contact(models.Model):
                 fields=["offer_expires_at"],
                 condition=Q(status="offered"),
                 name="contact_offer_deadline",
+            ),
+            # Sticky: a lead's last assigned contact, read by queries.lead_owner.
+            models.Index(
+                "lead",
+                models.F("assigned_at").desc(),
+                condition=Q(operator__isnull=False),
+                name="contact_owner_by_lead",
+            ),
+            # The worker's pass for sticky waits past their time.
+            models.Index(
+                fields=["waits_until"],
+                condition=Q(status="waiting", waits_until__isnull=False),
+                name="contact_owner_wait",
             ),
             # The waiting queue: oldest waiting contacts of a source first.
             models.Index(
@@ -384,7 +524,7 @@ class Contact(models.Model):
             # The distribution report: contacts assigned since a moment, counted per source
             # and operator, read from this index alone (id is the counted column).
             models.Index(
-                fields=["assigned_at", "source", "operator", "id"],
+                fields=["assigned_at", "source", "operator", "by_owner", "id"],
                 condition=Q(operator__isnull=False),
                 name="contact_assigned_at",
             ),
@@ -424,6 +564,60 @@ class OfferMiss(models.Model):
 
     def __str__(self) -> str:
         return f"{self.operator_id} {self.kind} contact {self.contact_id}"
+
+
+class ContactHistory(models.Model):
+    """One step of a contact's life, with the decision at that moment: append-only (the
+    contact's own `decision` is the latest, for quick reads). Written by the same code
+    that changes the contact (engine.store_change, queries.insert_contact)."""
+
+    class Action(models.TextChoices):
+        QUEUED = "queued", _("Waiting for an operator")
+        WAITS_FOR_OWNER = "waits_for_owner", _("Waiting for the lead's own operator")
+        ASSIGNED = "assigned", _("Assigned")
+        OFFERED = "offered", _("Offered")
+        ACCEPTED = "accepted", _("Accepted")
+        DECLINED = "declined", _("Declined")
+        EXPIRED = "expired", _("Offer expired")
+        WITHDRAWN = "withdrawn", _("Offer withdrawn")
+        REQUEUED = "requeued", _("Back in the queue")
+        REASSIGNED = "reassigned", _("Reassigned")
+        CLOSED = "closed", _("Closed")
+
+    # The steps that give a contact to an operator: what a burst limit counts.
+    GIVEN = (Action.ASSIGNED, Action.OFFERED, Action.REASSIGNED)
+
+    contact = models.ForeignKey(Contact, on_delete=models.CASCADE, related_name="history")
+    at = models.DateTimeField()
+    action = models.CharField(max_length=32, choices=Action.choices)
+    status = models.CharField(max_length=16, choices=Contact.Status.choices)
+    # Who has the contact after the step; for declined, expired and withdrawn, who had it.
+    operator = models.ForeignKey(
+        Operator, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    decision = models.JSONField(default=dict, blank=True)
+    # A decline's reason, a drain's trigger, and the like.
+    detail = models.CharField(max_length=500, blank=True)
+
+    class Meta:
+        # The order the steps were written in, under the contact's lock: the order
+        # they happened in, also where two share a moment.
+        ordering = ["contact_id", "id"]
+        verbose_name = "history step"
+        verbose_name_plural = "history"
+        indexes = [
+            # A contact's timeline, in order.
+            models.Index(fields=["contact", "id"], name="history_by_contact"),
+            # Burst limits: the contacts given to an operator within its window.
+            models.Index(
+                fields=["operator", "at"],
+                condition=Q(action__in=["assigned", "offered", "reassigned"]),
+                name="history_given_by_operator",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.contact_id} {self.action} at {self.at}"
 
 
 # Stripe's limit for the same header: room for a UUID, a hash or a bot's message id.

@@ -20,10 +20,16 @@ from core.errors import Conflict
 from distribution import events, queries
 from distribution.contacts import NO_LONGER_YOURS
 from distribution.engine import (
+    Action,
+    Before,
     choose_operator,
     drain_waiting_for_operator,
+    given_action,
     hand_over,
+    lead_owner,
     lock_operators,
+    sticky_after_arrival,
+    store_change,
 )
 from distribution.models import Contact, OfferMiss, Operator, StatusReason
 from distribution.statuses import record_status
@@ -39,24 +45,33 @@ def accept_offer(
     no-op; an offer that expired, was withdrawn or moved raises Conflict with why."""
     now = now or queries.database_now()
     with transaction.atomic():
-        accepting = Contact.objects.filter(
-            pk=contact.pk,
-            status=Contact.Status.OFFERED,
-            operator=by_operator,
-            offer_expires_at__gt=now,
+        # Waits for an expiry holding the row, then reads the row as that left it.
+        accepting = (
+            Contact.objects.select_for_update(of=("self",))
+            .select_related("lead", "source", "operator")
+            .filter(
+                pk=contact.pk,
+                status=Contact.Status.OFFERED,
+                operator=by_operator,
+                offer_expires_at__gt=now,
+            )
+            .first()
         )
-        if not accepting.update(status=Contact.Status.OPEN, offer_expires_at=None):
-            current = Contact.objects.get(pk=contact.pk)
+        if accepting is None:
+            current = _with_relations(contact.pk)
             if current.status == Contact.Status.OPEN and current.operator_id == by_operator.pk:
-                return _with_relations(contact.pk)
+                return current
             raise Conflict(_not_accepted(current, by_operator))
+        before = Before.of(accepting)
+        accepting.status, accepting.offer_expires_at = Contact.Status.OPEN, None
+        # Offered to open with the same operator: the load stays, no operator lock needed.
+        store_change(accepting, Action.ACCEPTED, before=before, at=now)
         # The streak of let-expire offers ends with an answer.
         Operator.objects.filter(pk=by_operator.pk, missed_offers_in_row__gt=0).update(
             missed_offers_in_row=0
         )
-        contact = _with_relations(contact.pk)
-        record(events.contact_events(contact, events.ACCEPTED), at=now)
-    return contact
+        record(events.contact_events(accepting, events.ACCEPTED), at=now)
+    return accepting
 
 
 def decline_offer(
@@ -123,9 +138,12 @@ def _requeue(contact: Contact, *, missed: str | None, reason: str, now: datetime
     its source's rule (it waits if nobody can take it). `missed`: the operator declined
     it or let it expire (an OfferMiss), None when the offer was withdrawn."""
     operator = contact.operator
+    owner_id = lead_owner(
+        source=contact.source, lead_id=contact.lead_id, now=now, contact_id=contact.pk
+    )
     # Operators first: the miss's foreign key takes a share lock on the operator's row,
     # which must not come before the locks lock_operators takes in id order.
-    locked_ids = lock_operators(operator_ids=[operator.pk], source=contact.source)
+    locked_ids = lock_operators(operator_ids=[operator.pk, owner_id], source=contact.source)
     passed: list = []
     if missed is not None:
         OfferMiss.objects.create(
@@ -140,12 +158,14 @@ def _requeue(contact: Contact, *, missed: str | None, reason: str, now: datetime
     if missed is not None:
         _count_miss(operator.pk, expired=missed == OfferMiss.Kind.EXPIRED, now=now)
 
+    before = Before.of(contact)
     contact.status, contact.operator, contact.assigned_at, contact.offer_expires_at = (
         Contact.Status.WAITING,
         None,
         None,
         None,
     )
+    store_change(contact, _PASSED[missed or reason], before=before, at=now, detail=reason)
     happened = passed + events.contact_events(
         contact, events.REQUEUED, detail={"why": missed or reason}
     )
@@ -153,26 +173,31 @@ def _requeue(contact: Contact, *, missed: str | None, reason: str, now: datetime
         contact.flagged_at = now
         happened += events.contact_events(contact, events.FLAGGED, detail={"misses": len(misses)})
     assignment = choose_operator(
-        source=contact.source, missed_by=set(misses), locked_ids=locked_ids
+        source=contact.source,
+        missed_by=set(misses),
+        locked_ids=locked_ids,
+        owner_id=owner_id,
+        sticky=sticky_after_arrival(contact.source),
+        now=now,
     )
-    hand_over(contact, assignment.operator, assignment.decision, now=now)
+    before = Before.of(contact)
+    hand_over(contact, assignment, now=now)
+    action = given_action(contact) if assignment.operator is not None else Action.REQUEUED
+    store_change(contact, action, before=before, at=now)
     if assignment.operator is not None:
         happened += events.contact_events(contact, events.OFFERED)
-    contact.save(
-        update_fields=[
-            "status",
-            "operator",
-            "assigned_at",
-            "offer_expires_at",
-            "decision",
-            "flagged_at",
-        ]
-    )
     record(happened, at=now)
     # The place it held is free: its own queue (not this contact) may fill it.
     drain_waiting_for_operator(
         operator_id=operator.pk, trigger=f"offer_{missed or reason}", now=now
     )
+
+
+_PASSED = {
+    OfferMiss.Kind.DECLINED: Action.DECLINED,
+    OfferMiss.Kind.EXPIRED: Action.EXPIRED,
+    WITHDRAWN: Action.WITHDRAWN,
+}
 
 
 def _count_miss(operator_id: int, *, expired: bool, now: datetime) -> None:

@@ -12,9 +12,9 @@ from django.db.models import Q
 from django.utils import timezone
 
 from core.errors import Conflict
-from distribution import queries
 from distribution.engine import drain_waiting_for_operator, lock_operators, restart_round_robin
 from distribution.models import (
+    Contact,
     DayOff,
     Operator,
     OperatorSourceWeight,
@@ -30,7 +30,7 @@ from distribution.statuses import record_status
 
 # A field of an update_* service that is not to change, where None is a value (update_operator's
 # `user`: None unlinks the login; update_source's `accept_timeout_seconds`: None turns
-# offers off).
+# offers off; and the like).
 UNCHANGED = object()
 
 
@@ -43,6 +43,8 @@ def create_operator(
     status: str = Operator.Status.AVAILABLE,
     time_zone: str | None = None,
     user: AbstractBaseUser | None = None,
+    burst_limit: int | None = None,
+    burst_window_minutes: int | None = None,
 ) -> Operator:
     operator = Operator.objects.create(
         name=name,
@@ -51,6 +53,8 @@ def create_operator(
         status=status,
         time_zone=time_zone or default_time_zone(),
         user=user,
+        burst_limit=burst_limit,
+        burst_window_minutes=burst_window_minutes,
     )
     OperatorStatusChange.objects.create(
         operator=operator, status=status, changed_at=operator.status_changed_at
@@ -68,8 +72,11 @@ def update_operator(
     status: str | None = None,
     time_zone: str | None = None,
     user: AbstractBaseUser | object | None = UNCHANGED,
+    burst_limit: int | object | None = UNCHANGED,
+    burst_window_minutes: int | object | None = UNCHANGED,
 ) -> Operator:
-    """Change an operator (None leaves a field as it is, UNCHANGED the login); if that
+    """Change an operator (None leaves a field as it is; UNCHANGED the login and the
+    burst settings, where None unlinks or falls back to the project's default); if that
     leaves it room, its waiting contacts come at once."""
     lock_operators(operator_ids=[operator.pk])
     locked = Operator.objects.get(pk=operator.pk)
@@ -82,8 +89,13 @@ def update_operator(
     for attribute, value in changes.items():
         if value is not None:
             setattr(locked, attribute, value)
-    if user is not UNCHANGED:
-        locked.user = user
+    for attribute, value in [
+        ("user", user),
+        ("burst_limit", burst_limit),
+        ("burst_window_minutes", burst_window_minutes),
+    ]:
+        if value is not UNCHANGED:
+            setattr(locked, attribute, value)
     if status is not None:
         record_status(locked, status, now=timezone.now())
     try:
@@ -187,13 +199,9 @@ def delete_operator(*, operator: Operator) -> None:
     # between the count and the delete.
     if not lock_operators(operator_ids=[operator.pk]):
         return
-    [state] = queries.operator_states(
-        source_id=None, operator_ids=[operator.pk], now=timezone.now()
-    )
-    if state.load:
-        raise Conflict(
-            f"{state.name} has {state.load} open contacts: close or reassign them first."
-        )
+    held = Contact.objects.filter(operator=operator, status__in=Contact.LOAD_STATUSES).count()
+    if held:
+        raise Conflict(f"{operator.name} has {held} open contacts: close or reassign them first.")
     Operator.objects.filter(pk=operator.pk).delete()
 
 

@@ -18,6 +18,7 @@ class Candidate:
     operator_id: int
     weight: int
     round_robin_credit: int = 0
+    last_assigned: float = 0.0  # a timestamp, 0 for never: ties go to the least recent
 
 
 def pick_weighted_random(candidates: Sequence[Candidate], rng: random.Random) -> Candidate:
@@ -31,7 +32,8 @@ def pick_round_robin(
     """Smooth weighted round-robin (as in nginx): the chosen one and everyone's new credit.
 
     Each pick adds every candidate's weight to its credit, takes the highest credit
-    (lowest operator id on a tie) and takes the total weight off the winner. With a
+    (on a tie the one given a contact least recently, then the lowest operator id) and
+    takes the total weight off the winner. With a
     fixed set the credits keep summing to zero, so each operator's count stays within
     a fraction of its share on every prefix.
 
@@ -42,7 +44,7 @@ def pick_round_robin(
     total = sum(weights)
     credits = _normalised([c.round_robin_credit for c in candidates], weights)
     credits = [credit + weight for credit, weight in zip(credits, weights, strict=True)]
-    best = max(range(len(candidates)), key=lambda i: (credits[i], -i))
+    best = max(range(len(candidates)), key=lambda i: (credits[i], -candidates[i].last_assigned, -i))
     credits[best] -= total
     new_credits = {c.operator_id: credit for c, credit in zip(candidates, credits, strict=True)}
     return candidates[best], new_credits

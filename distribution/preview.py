@@ -35,8 +35,11 @@ class SourcePreview:
     waiting: int = 0  # contacts nobody could take: they would wait
 
 
-def source_warnings(*, is_active: bool, operators: Sequence[OperatorState]) -> list[str]:
-    """What staff should fix on a source, given the operators configured on it."""
+def source_warnings(
+    *, is_active: bool, operators: Sequence[OperatorState], units: int = 1
+) -> list[str]:
+    """What staff should fix on a source whose contacts cost `units`, given the
+    operators configured on it."""
     warnings = []
     if not is_active:
         warnings.append("The source is inactive: contacts sent to it are refused.")
@@ -45,9 +48,12 @@ def source_warnings(*, is_active: bool, operators: Sequence[OperatorState]) -> l
         warnings.append("No operator serves this source: every new contact will wait.")
     elif not active:
         warnings.append("No active operator on this source: every new contact will wait.")
-    elif all(eligibility.is_at_limit(operator.load, operator.limit) for operator in active):
+    elif not any(eligibility.fits(operator, units) for operator in active):
         warnings.append(
             "Every active operator on this source is at the limit: new contacts will wait."
+            if units == 1
+            else f"No active operator on this source has room for a contact of {units} "
+            "load units: new contacts will wait."
         )
     return warnings
 
@@ -60,16 +66,22 @@ def source_operators(source: Source) -> list[OperatorState]:
 def preview_next_contacts(
     *, source: Source, count: int = PREVIEW_SIZE, rng: random.Random | None = None
 ) -> SourcePreview:
-    """How the next `count` contacts of `source` would be split if they came in now."""
+    """How the next `count` contacts of `source` would be split if they came in now, as
+    new leads (a returning lead's contact may go to its own operator instead), each
+    costing the source's load units and counting toward burst limits."""
     rng = rng or random.Random()
     states = {state.operator_id: state for state in source_operators(source)}
     rows = {
-        operator_id: PreviewRow(state=state, left_out=eligibility.left_out_reason(state))
+        operator_id: PreviewRow(
+            state=state, left_out=eligibility.left_out_reason(state, units=source.load_units)
+        )
         for operator_id, state in states.items()
     }
     preview = SourcePreview(strategy=source.strategy, count=count, rows=list(rows.values()))
     for _ in range(count):
-        choice = eligibility.choose(source.strategy, list(states.values()), rng=rng)
+        choice = eligibility.choose(
+            source.strategy, list(states.values()), rng=rng, units=source.load_units
+        )
         if choice.chosen is None:
             preview.waiting += 1
             continue
@@ -79,7 +91,10 @@ def preview_next_contacts(
             states[operator_id] = dataclasses.replace(
                 states[operator_id], round_robin_credit=credit
             )
+        current = states[chosen.operator_id]  # with its new credit
         states[chosen.operator_id] = dataclasses.replace(
-            states[chosen.operator_id], load=states[chosen.operator_id].load + 1
+            current,
+            load=current.load + source.load_units,
+            given_in_window=current.given_in_window + 1,
         )
     return preview

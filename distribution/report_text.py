@@ -10,7 +10,7 @@ from distribution.reports import OperatorShare, SourceReport
 
 HEADER = (
     f"  {'operator':<28} {'weight':>6} {'target':>7} {'actual':>7} {'assigned':>9} "
-    f"{'open/limit':>11}"
+    f"{'returning':>9} {'open/limit':>11}"
 )
 
 
@@ -19,9 +19,12 @@ def report_lines(report: Sequence[SourceReport]) -> list[str]:
     lines = []
     for source in report:
         state = "" if source.is_active else ", inactive"
+        returning = (
+            f" (+{source.returning} to their lead's own operator)" if source.returning else ""
+        )
         lines.append(
             f"{source.code} ({source.strategy}{state}): "
-            f"{source.assigned} assigned, {source.waiting} waiting"
+            f"{source.assigned} assigned{returning}, {source.waiting} waiting"
         )
         lines.append(HEADER)
         lines += [_operator_line(row) for row in source.operators]
@@ -39,7 +42,7 @@ def _operator_line(row: OperatorShare) -> str:
     load = f"{row.load}/{row.limit}"
     return (
         f"  {row.name[:28]:<28} {row.weight:>6} {100 * row.target_share:>6.1f}% {actual:>7} "
-        f"{row.assigned:>9} {load:>11}{flags}"
+        f"{row.assigned:>9} {row.returning:>9} {load:>11}{flags}"
     )
 
 

@@ -27,7 +27,7 @@ from django.db.models import JSONField, Max, Model
 from django.utils import timezone
 
 from distribution.eligibility import room, state_of
-from distribution.models import Contact, Operator, OperatorSourceWeight, Source
+from distribution.models import Contact, Operator, OperatorSourceWeight, Source, counted_load
 from distribution.operators import create_operator
 from distribution.sources import create_source, set_source_weights
 from leads.models import Lead
@@ -304,6 +304,8 @@ CONTACT_FIELDS = (
     "created_at",
     "assigned_at",
     "closed_at",
+    "load_units",
+    "by_owner",
 )
 
 
@@ -340,23 +342,28 @@ def create_history(
     writer = BatchWriter(
         model=Contact, fields=CONTACT_FIELDS, total=count, writers=writers, progress=progress
     )
+    units = dict(Source.objects.values_list("id", "load_units"))
     try:
         for batch_start in range(0, count, batch_size):
             batch = []
             for number in range(batch_start, min(count, batch_start + batch_size)):
                 created_at = start + step * (number + rng.random())
                 source_id, operator_id = _draw_operator(rng, pools)
-                stays_open = count - number <= open_quota and room.get(operator_id, 0) > 0
+                cost = units[source_id]
+                stays_open = count - number <= open_quota and room.get(operator_id, 0) >= cost
                 if stays_open:
-                    room[operator_id] -= 1
+                    room[operator_id] -= cost
                     opened += 1
                 lead_id = lead_ids[int(rng.random() * len(lead_ids))]
-                batch.append(
-                    _contact_row(rng, lead_id, source_id, operator_id, created_at, now, stays_open)
+                row = _contact_row(
+                    rng, lead_id, source_id, operator_id, created_at, now, stays_open
                 )
+                batch.append((*row, cost, False))
             writer.write(batch)
     finally:
         writer.close()
+    # The engine keeps stored loads as it assigns; rows written here are counted once.
+    Operator.objects.update(open_load=counted_load("pk"))
     return opened
 
 
@@ -376,7 +383,8 @@ def _contact_row(
     now: datetime,
     stays_open: bool,
 ) -> tuple:
-    """A contact in CONTACT_FIELDS order, assigned within two minutes of arriving."""
+    """A contact in CONTACT_FIELDS order up to its units, assigned within two minutes of
+    arriving."""
     assigned_at = min(now, created_at + timedelta(seconds=1 + rng.random() * 120))
     closed_at = min(now, assigned_at + timedelta(seconds=60 + rng.random() * 14_400))
     return (

@@ -7,8 +7,24 @@ from django.utils import timezone
 from core.errors import Conflict
 from distribution.engine import drain_waiting_for_operator, lock_operators, restart_round_robin
 from distribution.keys import hash_key, new_key, prefix_of
-from distribution.models import OperatorSourceWeight, Source, SourceApiKey
+from distribution.models import OperatorSourceWeight, OverflowWeight, Source, SourceApiKey
 from distribution.operators import UNCHANGED
+
+# The fields create_source and update_source take: what staff set on a source.
+SETTINGS = (
+    "code",
+    "name",
+    "is_active",
+    "strategy",
+    "accept_timeout_seconds",
+    "max_offers",
+    "load_units",
+    "sticky",
+    "sticky_days",
+    "sticky_wait_seconds",
+    "priority",
+    "overflow_after_seconds",
+)
 
 
 def create_source(
@@ -19,6 +35,12 @@ def create_source(
     strategy: str = Source.Strategy.WEIGHTED_RANDOM,
     accept_timeout_seconds: int | None = None,
     max_offers: int = 3,
+    load_units: int = 1,
+    sticky: str = Source.Sticky.PREFER,
+    sticky_days: int = 30,
+    sticky_wait_seconds: int = 300,
+    priority: int = 0,
+    overflow_after_seconds: int | None = None,
 ) -> Source:
     try:
         with transaction.atomic():
@@ -29,6 +51,12 @@ def create_source(
                 strategy=strategy,
                 accept_timeout_seconds=accept_timeout_seconds,
                 max_offers=max_offers,
+                load_units=load_units,
+                sticky=sticky,
+                sticky_days=sticky_days,
+                sticky_wait_seconds=sticky_wait_seconds,
+                priority=priority,
+                overflow_after_seconds=overflow_after_seconds,
             )
     except IntegrityError:
         raise Conflict(f"A source with the code {code!r} already exists.") from None
@@ -43,21 +71,36 @@ def update_source(
     strategy: str | None = None,
     accept_timeout_seconds: int | object | None = UNCHANGED,
     max_offers: int | None = None,
+    load_units: int | None = None,
+    sticky: str | None = None,
+    sticky_days: int | None = None,
+    sticky_wait_seconds: int | None = None,
+    priority: int | None = None,
+    overflow_after_seconds: int | object | None = UNCHANGED,
 ) -> Source:
-    """Change a source's fields (None leaves one as it is; UNCHANGED the accept timeout,
-    where None turns offers off). Its weights are set apart. Offers already made keep
-    their deadline."""
+    """Change a source's fields (None leaves one as it is; UNCHANGED the accept timeout
+    and the overflow time, where None turns them off). Its weights are set apart.
+    Offers already made keep their deadline, contacts already given their units."""
     changes = {
         "code": code,
         "name": name,
         "is_active": is_active,
         "strategy": strategy,
         "max_offers": max_offers,
+        "load_units": load_units,
+        "sticky": sticky,
+        "sticky_days": sticky_days,
+        "sticky_wait_seconds": sticky_wait_seconds,
+        "priority": priority,
     }
     changed = [attribute for attribute, value in changes.items() if value is not None]
-    if accept_timeout_seconds is not UNCHANGED:
-        changes["accept_timeout_seconds"] = accept_timeout_seconds
-        changed.append("accept_timeout_seconds")
+    for attribute, value in [
+        ("accept_timeout_seconds", accept_timeout_seconds),
+        ("overflow_after_seconds", overflow_after_seconds),
+    ]:
+        if value is not UNCHANGED:
+            changes[attribute] = value
+            changed.append(attribute)
     for attribute in changed:
         setattr(source, attribute, changes[attribute])
     try:
@@ -103,6 +146,23 @@ def set_source_weights(*, source: Source, weights: dict[int, int]) -> list[Opera
         if before.get(operator_id) != weights[operator_id]:
             drain_waiting_for_operator(operator_id=operator_id, trigger="weights_changed")
     return list(source.weights.select_related("operator").order_by("operator_id"))
+
+
+@transaction.atomic
+def set_source_overflow(*, source: Source, weights: dict[int, int]) -> list[OverflowWeight]:
+    """Replace a source's overflow operators ({operator_id: weight}, weights > 0): who
+    may also take its contacts once they waited past its overflow time. Under the locks
+    of the operators involved, before and after, as the overflow pass takes them."""
+    before = list(source.overflow_weights.values_list("operator_id", flat=True))
+    locked = lock_operators(operator_ids=[*weights, *before])
+    if missing := set(weights) - set(locked):
+        raise Conflict(f"Unknown operators: {sorted(missing)}.")
+    source.overflow_weights.exclude(operator_id__in=list(weights)).delete()
+    for operator_id, weight in weights.items():
+        OverflowWeight.objects.update_or_create(
+            source=source, operator_id=operator_id, defaults={"weight": weight}
+        )
+    return list(source.overflow_weights.select_related("operator").order_by("operator_id"))
 
 
 def create_source_key(*, source: Source, name: str = "") -> tuple[SourceApiKey, str]:

@@ -25,7 +25,13 @@ from django.db import DatabaseError, close_old_connections, transaction
 from core.health import WORKER, beat
 from distribution import eligibility, queries
 from distribution.contacts import purge_idempotency_keys
-from distribution.engine import drain_waiting_for_operator, lock_operators
+from distribution.engine import (
+    drain_waiting_for_operator,
+    end_owner_waits,
+    lock_operators,
+    overflow_waiting,
+)
+from distribution.loads import check_loads
 from distribution.models import Contact, Operator, OperatorSourceWeight, StatusReason
 from distribution.offers import expire_offers
 from distribution.operators import set_operator_status
@@ -45,10 +51,11 @@ class Pass:
     run: Callable[[datetime], int]  # the moment of the pass -> how many things it did
 
 
-def drain_where_shifts_started(now: datetime) -> int:
+def drain_where_time_freed_room(now: datetime) -> int:
     """Waiting contacts to operators who can take them now because time freed them: a
-    shift that started or a day off that ended. (Every other way capacity appears drains
-    in the transaction that made it.) One transaction per operator, under its lock."""
+    shift that started, a day off that ended, a burst window that moved on. (Every other
+    way capacity appears drains in the transaction that made it.) One transaction per
+    operator, under its lock."""
     waiting_sources = Contact.objects.filter(status=Contact.Status.WAITING).values("source_id")
     operator_ids = set(
         OperatorSourceWeight.objects.filter(
@@ -66,7 +73,7 @@ def drain_where_shifts_started(now: datetime) -> int:
         if eligibility.room(state) > 0:
             with transaction.atomic():
                 assigned += drain_waiting_for_operator(
-                    operator_id=state.operator_id, trigger="shift_started", now=now
+                    operator_id=state.operator_id, trigger="time_freed_room", now=now
                 )
     return assigned
 
@@ -99,13 +106,21 @@ def purge_expired_keys(now: datetime) -> int:
     return purge_idempotency_keys()
 
 
+def repair_loads(now: datetime) -> int:
+    """loads.check_loads: how many operators' stored loads had drifted (each logged)."""
+    return len(check_loads())
+
+
 PASSES = [
     Pass("expire_offers", timedelta(seconds=1), expire_offers),
-    Pass("drain_where_shifts_started", timedelta(seconds=5), drain_where_shifts_started),
+    Pass("end_owner_waits", timedelta(seconds=1), end_owner_waits),
+    Pass("overflow_waiting", timedelta(seconds=5), overflow_waiting),
+    Pass("drain_where_time_freed_room", timedelta(seconds=5), drain_where_time_freed_room),
     Pass("set_away_without_heartbeat", timedelta(seconds=10), set_away_without_heartbeat),
     Pass("dispatch_events", timedelta(seconds=1), dispatch_events),
     Pass("deliver_webhooks", timedelta(seconds=1), deliver_webhooks),
     Pass("purge_idempotency_keys", timedelta(minutes=10), purge_expired_keys),
+    Pass("check_loads", timedelta(hours=1), repair_loads),
 ]
 
 

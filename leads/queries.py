@@ -20,7 +20,10 @@ INSERT_FIELDS = ["external_id", "phone", "email", "name", "created_at"]
 
 
 def leads_with_any(identifiers: dict[str, str]) -> list[Lead]:
-    """The leads that have any of these identifiers ({"phone": "+7...", ...}).
+    """The leads that have any of these identifiers ({"phone": "+7...", ...}), locked in
+    id order until the caller's transaction ends where the database has row locks: two
+    contacts of one lead are then taken one after the other, and the second sees what
+    the first stored (its operator, for sticky sources).
 
     About 0.5 ms of CPU less than composing the same OR of filters."""
     unknown = set(identifiers) - set(IDENTIFIER_FIELDS)
@@ -29,8 +32,10 @@ def leads_with_any(identifiers: dict[str, str]) -> list[Lead]:
     conditions = " OR ".join(f"{_COLUMNS[name]} = %s" for name in identifiers)
     columns = ", ".join(_COLUMNS[name] for name in MATCH_FIELDS)
     with connection.cursor() as cursor:
+        lock = " ORDER BY id FOR UPDATE" if connection.features.has_select_for_update else ""
         cursor.execute(
-            f"SELECT {columns} FROM {_TABLE} WHERE {conditions}", list(identifiers.values())
+            f"SELECT {columns} FROM {_TABLE} WHERE {conditions}{lock}",
+            list(identifiers.values()),
         )
         return [Lead.from_db(connection.alias, MATCH_FIELDS, row) for row in cursor.fetchall()]
 

@@ -19,7 +19,8 @@ def find_or_create_lead(*, identity: LeadIdentity) -> tuple[Lead, list[dict[str,
 
     Identifiers the found lead lacks are added to it, unless another lead owns them:
     those, and values that differ from the lead's own, are reported, never moved.
-    Runs in the caller's transaction.
+    Runs in the caller's transaction, which holds the lead's row lock until it ends
+    (found leads are locked, a new one is the inserter's).
     """
     for _ in range(LEAD_MATCH_ATTEMPTS):
         found = _match_or_create_lead(identity)

@@ -2,6 +2,7 @@ from datetime import timedelta
 
 import factory
 from django.contrib.auth import get_user_model
+from django.db.models import F
 from django.utils import timezone
 
 from distribution.keys import hash_key, new_key, prefix_of
@@ -65,16 +66,28 @@ class LeadFactory(factory.django.DjangoModelFactory):
 
 class ContactFactory(factory.django.DjangoModelFactory):
     """A waiting contact by default; `open=True` gives it an operator and counts as load,
-    `closed=True` gives it an operator and a closing time."""
+    `closed=True` gives it an operator and a closing time. An open or offered contact
+    adds its units to its operator's stored load, as the engine would."""
 
     class Meta:
         model = Contact
+
+    @classmethod
+    def _create(cls, model_class: type, *args: object, **kwargs: object) -> Contact:
+        contact = super()._create(model_class, *args, **kwargs)
+        if contact.operator_id is not None and contact.status in Contact.LOAD_STATUSES:
+            Operator.objects.filter(pk=contact.operator_id).update(
+                open_load=F("open_load") + contact.load_units
+            )
+            contact.operator.refresh_from_db(fields=["open_load"])
+        return contact
 
     lead = factory.SubFactory(LeadFactory)
     source = factory.SubFactory(SourceFactory)
     operator = None
     status = Contact.Status.WAITING
     payload = factory.LazyFunction(dict)
+    load_units = factory.SelfAttribute("source.load_units")
 
     class Params:
         open = factory.Trait(

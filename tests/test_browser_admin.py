@@ -13,6 +13,9 @@ from selenium.webdriver.remote.webdriver import WebDriver
 from selenium.webdriver.support import expected_conditions
 from selenium.webdriver.support.ui import Select, WebDriverWait
 
+from distribution.contacts import register_contact
+from distribution.offers import accept_offer, decline_offer
+from leads.identity import build_identity
 from tests.conftest import ARTIFACTS, CHROMEDRIVER, CHROMIUM
 from tests.factories import ContactFactory, OperatorSourceWeightFactory, SourceFactory
 
@@ -101,3 +104,56 @@ def test_activating_an_operator_hands_it_the_waiting_contacts(admin_browser: Web
     assert weight.source.code in admin_browser.find_element(By.ID, "weights-group").text
     assert "2 / 4" in admin_browser.find_element(By.CSS_SELECTOR, ".field-load").text
     screenshot(admin_browser, "browser-operator")
+
+
+def test_a_contacts_page_shows_its_timeline_with_the_decision_at_each_step(
+    admin_browser: WebDriver, live_server
+):
+    source = SourceFactory(
+        code="shop-bot", name="Shop bot", accept_timeout_seconds=60, strategy="round_robin"
+    )
+    ivan = OperatorSourceWeightFactory(source=source, operator__name="Ivan").operator
+    maria = OperatorSourceWeightFactory(source=source, operator__name="Maria").operator
+    contact = register_contact(
+        source=source, identity=build_identity(phone="+79161234567", name="Anna Lead")
+    )
+    decline_offer(contact=contact, by_operator=ivan, reason="Wrong city, asks for Kazan")
+    accept_offer(contact=contact, by_operator=maria)
+
+    admin_browser.get(f"{live_server.url}/admin/distribution/contact/{contact.pk}/change/")
+    timeline = WebDriverWait(admin_browser, 10).until(
+        expected_conditions.visibility_of_element_located((By.ID, "history-group"))
+    )
+
+    rows = timeline.find_elements(By.CSS_SELECTOR, "tbody tr.form-row")
+    cells = [
+        {
+            field: row.find_element(By.CSS_SELECTOR, f"td.field-{field}").text
+            for field in ("action", "operator", "detail")
+        }
+        for row in rows
+    ]
+    assert cells == [
+        {"action": "Offered", "operator": "Ivan", "detail": "-"},
+        {"action": "Declined", "operator": "Ivan", "detail": "Wrong city, asks for Kazan"},
+        {"action": "Offered", "operator": "Maria", "detail": "-"},
+        {"action": "Accepted", "operator": "Maria", "detail": "-"},
+    ]
+    second_offer = rows[2].find_element(By.CSS_SELECTOR, "td.field-decision_at_step").text
+    assert "Strategy: round_robin" in second_offer
+    assert "missed_offer" in second_offer and "chosen" in second_offer
+    # Append-only: nothing to add, delete or save.
+    controls = timeline.find_elements(By.CSS_SELECTOR, ".add-row a, input:not([type=hidden])")
+    assert [control for control in controls if control.is_displayed()] == []
+    assert screenshot(admin_browser, "browser-contact-timeline").stat().st_size > 10_000
+    # On a phone each step is a block of its own: nothing to scroll sideways for.
+    admin_browser.set_window_size(400, 1000)
+    height = admin_browser.execute_script("return document.documentElement.scrollHeight")
+    admin_browser.set_window_size(400, max(600, min(height, 3000)))
+    assert admin_browser.save_screenshot(str(ARTIFACTS / "browser-contact-timeline-400.png"))
+    sideways = admin_browser.execute_script(
+        "const box = arguments[0].querySelector('.tabular');"
+        "return box.scrollWidth - box.clientWidth;",
+        timeline,
+    )
+    assert sideways <= 0

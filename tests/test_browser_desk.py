@@ -20,6 +20,7 @@ from selenium.webdriver.support.ui import WebDriverWait
 from distribution import operators
 from distribution.contacts import register_contact
 from distribution.models import Contact, Operator
+from distribution.offers import accept_offer, decline_offer
 from leads.identity import build_identity
 from tests.conftest import ARTIFACTS, CHROMEDRIVER, CHROMIUM
 from tests.factories import (
@@ -370,3 +371,44 @@ def test_the_board_shows_flagged_contacts_and_why_the_service_set_someone_away(
     assert "Pavel Lead" in settled(browser, text_of(f"#flagged-{flagged.pk}"))
     assert "offers went unanswered" in settled(browser, text_of(f"#operator-{oleg.pk}"))
     screenshots(browser, "board-flagged")
+
+
+def test_operator_reads_the_steps_of_a_contact_passed_on_to_it(
+    browser: WebDriver, live_server, ivan: Operator, telegram
+):
+    telegram.accept_timeout_seconds = 120
+    telegram.strategy = "round_robin"
+    telegram.save()
+    maria = OperatorFactory(name="Maria", user=UserFactory(username="maria"))
+    OperatorSourceWeightFactory(operator=maria, source=telegram)
+    contact = register_contact(
+        source=telegram,
+        identity=build_identity(phone="+79161234567", name="Anna Lead"),
+        payload={"text": "Do you deliver to Kazan?"},
+    )
+    assert contact.operator == ivan  # round robin goes in operator-id order
+    decline_offer(contact=contact, by_operator=ivan, reason="Wrong city, I only do Moscow")
+    accept_offer(contact=contact, by_operator=maria)
+
+    sign_in_to_desk(browser, live_server, "maria")
+    click_through(browser, f"#contact-{contact.pk} .lead-name")
+    wait_for(browser, expected_conditions.title_contains("Anna Lead"))
+
+    rows = browser.find_elements(By.CSS_SELECTOR, ".timeline tbody tr")
+    seen = [
+        {
+            label: row.find_element(By.CSS_SELECTOR, f"td[data-label={label}]").text
+            for label in ("Step", "Status", "Operator")
+        }
+        for row in rows
+    ]
+    assert seen == [
+        {"Step": "Offered", "Status": "Offered, not yet accepted", "Operator": "another operator"},
+        {"Step": "Declined", "Status": "Waiting for an operator", "Operator": "another operator"},
+        {"Step": "Offered", "Status": "Offered, not yet accepted", "Operator": "you"},
+        {"Step": "Accepted", "Status": "Open", "Operator": "you"},
+    ]
+    page = browser.find_element(By.TAG_NAME, "main").text
+    # Another operator's name, its reason and the engine's decision stay off the desk.
+    assert "Ivan" not in page and "Moscow" not in page and "round_robin" not in page
+    screenshots(browser, "desk-contact-timeline")

@@ -22,7 +22,7 @@ from rest_framework.test import APIClient
 
 from core.errors import Conflict
 from distribution import contacts, offers, operators, queries, worker
-from distribution.models import Contact, Operator, OperatorStatusChange, Source
+from distribution.models import Contact, Operator, OperatorStatusChange, Source, counted_load
 from distribution.sources import set_source_weights
 from events.models import Event
 from leads.identity import build_identity
@@ -342,7 +342,7 @@ def test_workers_draining_at_once_give_each_waiting_contact_once_and_nobody_too_
     waiting = [ContactFactory(source=source) for _ in range(30)]
     now = timezone.now()
 
-    done = run_at_once([lambda: worker.drain_where_shifts_started(now)] * 8, threads=8)
+    done = run_at_once([lambda: worker.drain_where_time_freed_room(now)] * 8, threads=8)
 
     assert sum(done) == sum(limits)  # every place filled, none twice
     assert operators_over_limit() == []
@@ -420,3 +420,99 @@ def test_accepts_racing_the_expiry_end_each_offer_exactly_once(settings):
     assert 0 < sum(ends[c, "contact.accepted"] for c in offered) < 24  # both won some
     assert operators_over_limit() == []
     assert Contact.objects.count() == 24
+
+
+def units_over_limit() -> list[tuple[str, int, int]]:
+    """Operators whose open and offered contacts, counted in load units, pass their limit."""
+    return list(
+        Operator.objects.annotate(counted=counted_load("pk"))
+        .filter(counted__gt=F("max_open_contacts"))
+        .values_list("name", "counted", "max_open_contacts")
+    )
+
+
+def unit_sources_setup() -> list[Source]:
+    """Three sources costing 1, 2 and 5 units over five operators with small limits (48
+    units in all), overlapping in different orders and weights."""
+    team = [OperatorFactory(max_open_contacts=limit) for limit in (6, 9, 11, 14, 8)]
+    layout = {
+        "chat": (1, {0: 2, 1: 1, 3: 1}),
+        "shop": (2, {1: 1, 2: 2, 4: 1}),
+        "call": (5, {0: 1, 2: 1, 3: 3, 4: 1}),
+    }
+    sources = []
+    for number, (code, (units, weights)) in enumerate(layout.items()):
+        strategy = Source.Strategy.ROUND_ROBIN if number % 2 else Source.Strategy.WEIGHTED_RANDOM
+        source = SourceFactory(code=code, load_units=units, strategy=strategy)
+        for index, weight in weights.items():
+            OperatorSourceWeightFactory(operator=team[index], source=source, weight=weight)
+        sources.append(source)
+    return sources
+
+
+def test_load_units_under_32_threads_with_mixed_sources_never_pass_a_limit(token):
+    """32 threads of intake, new and returning leads, on sources costing 1, 2 and 5
+    units: nobody over its limit in units, every stored load equal to the units counted
+    from its contacts, and a contact waits only where nobody on its source has room for
+    its units (no close ran, so room only shrank after it was turned away)."""
+    sources = unit_sources_setup()
+    rng = random.Random(3)
+    requests = 160
+    tasks = [
+        post_contact(
+            token,
+            rng.choice(sources).code,
+            {"external_id": f"returning-{n % 40}" if n % 2 else f"new-{n}"},
+        )
+        for n in range(requests)
+    ]
+
+    statuses = run_at_once(tasks)
+
+    assert Counter(statuses) == {201: requests}
+    assert Contact.objects.count() == requests
+    assert units_over_limit() == []
+    team = Operator.objects.annotate(counted=counted_load("pk"))
+    assert [(o.name, o.open_load, o.counted) for o in team if o.open_load != o.counted] == []
+    room = {operator.pk: operator.max_open_contacts - operator.counted for operator in team}
+    waiting = Contact.objects.filter(status=Contact.Status.WAITING).select_related("source")
+    assert waiting.count() > requests // 2  # the limits bound: most had to wait
+    turned_away_with_room = [
+        (contact.pk, operator_id)
+        for contact in waiting
+        for operator_id in contact.source.weights.values_list("operator_id", flat=True)
+        if room[operator_id] >= contact.source.load_units
+    ]
+    assert turned_away_with_room == []
+
+
+def test_two_contacts_of_one_lead_arriving_at_once_end_with_one_operator(token):
+    """Sticky 'prefer': pairs of contacts of one lead, through two bots whose sources
+    share operators, posted at once; new leads first, then known leads with no operator
+    yet. The intake locks the lead's row before it looks for the lead's own operator, so
+    the second of a pair waits for the first and goes to its operator, as the owner."""
+    team = [OperatorFactory(max_open_contacts=200) for _ in range(4)]
+    codes = ["sticky-a", "sticky-b"]
+    for code in codes:
+        source = SourceFactory(code=code, sticky=Source.Sticky.PREFER)
+        set_source_weights(source=source, weights={operator.pk: 1 for operator in team})
+    known = [Lead.objects.create(external_id=f"known-{n}").external_id for n in range(32)]
+    new = [f"new-{n}" for n in range(16)]
+
+    statuses = []
+    for leads in (new, known):  # tasks 2k and 2k + 1 start together on their own threads
+        statuses += run_at_once(
+            [post_contact(token, code, {"external_id": lead}) for lead in leads for code in codes]
+        )
+
+    assert Counter(statuses) == {201: 2 * (len(new) + len(known))}
+    operators_of: dict[int, set[int]] = {}
+    for lead_id, operator_id in Contact.objects.values_list("lead_id", "operator_id"):
+        operators_of.setdefault(lead_id, set()).add(operator_id)
+    assert len(operators_of) == len(new) + len(known)
+    assert [lead for lead, ids in operators_of.items() if len(ids) != 1] == []
+    # Of each pair, one went by the weights and the other to its lead's own operator.
+    assert Counter(Contact.objects.values_list("by_owner", flat=True)) == {
+        False: len(new) + len(known),
+        True: len(new) + len(known),
+    }

@@ -8,7 +8,14 @@ from django.db.models import Q
 
 from distribution import queries
 from distribution.eligibility import Decision, OperatorState, state_of
-from distribution.models import Contact, Operator, OperatorSourceWeight, Source, SourceApiKey
+from distribution.models import (
+    Contact,
+    ContactHistory,
+    Operator,
+    OperatorSourceWeight,
+    Source,
+    SourceApiKey,
+)
 from leads import queries as lead_queries
 from leads.models import Lead
 from tests.factories import (
@@ -303,14 +310,40 @@ def test_insert_contact_stores_what_save_stores(floor, status):
         )
 
     inserted, saved = contact(), contact()
-    queries.insert_contact(inserted)
+    load_before = floor.ivan.open_load
+    queries.insert_contact(inserted, history=step(inserted), at=moment)
     saved.save()
+    step(saved).save()
 
     assert inserted.pk is not None
     assert inserted.pk != saved.pk
     assert not inserted._state.adding
     assert stored_contact(inserted.pk) == stored_contact(saved.pk)
     assert stored_contact(inserted.pk)["created_at"] == moment
+    assert stored_history(inserted.pk) == stored_history(saved.pk)
+    # Only an open contact adds to its operator's stored load.
+    floor.ivan.refresh_from_db()
+    assert floor.ivan.open_load == load_before + (1 if status == "open" else 0)
+
+
+def step(contact: Contact) -> ContactHistory:
+    return ContactHistory(
+        contact_id=contact.pk,
+        at=contact.created_at,
+        action=ContactHistory.Action.ASSIGNED,
+        status=contact.status,
+        operator_id=contact.operator_id,
+        decision=contact.decision,
+        detail="через <очередь>",
+    )
+
+
+def stored_history(contact_id: int) -> list[tuple]:
+    return list(
+        ContactHistory.objects.filter(contact_id=contact_id).values_list(
+            "at", "action", "status", "operator_id", "decision", "detail"
+        )
+    )
 
 
 def test_insert_contact_with_the_fields_left_to_their_defaults(floor):
@@ -318,7 +351,7 @@ def test_insert_contact_with_the_fields_left_to_their_defaults(floor):
     inserted = Contact(lead=lead, source=floor.south)
     saved = Contact(lead=lead, source=floor.south, created_at=inserted.created_at)
 
-    queries.insert_contact(inserted)
+    queries.insert_contact(inserted, history=step(inserted), at=inserted.created_at)
     saved.save()
 
     assert stored_contact(inserted.pk) == stored_contact(saved.pk)

@@ -15,6 +15,8 @@ from django.core.exceptions import ValidationError
 from django.db.models import Count, OuterRef, Q, QuerySet, Subquery
 from django.db.models.functions import Coalesce
 from django.http import HttpRequest, HttpResponse
+from django.utils import timezone
+from django.utils.formats import date_format
 from django.utils.html import format_html, format_html_join
 from django.utils.safestring import SafeString
 from django.utils.timesince import timesince
@@ -23,7 +25,7 @@ from core.errors import Conflict
 from distribution.admin.common import ADMIN_CSS, report_refusals, status_badge
 from distribution.contacts import close_contact, reassign_contact
 from distribution.eligibility import Decision
-from distribution.models import Contact, OfferMiss, Operator
+from distribution.models import Contact, ContactHistory, OfferMiss, Operator
 from leads.identity import NORMALISERS, identifier_lookup, identifier_values
 from leads.models import Lead
 
@@ -149,6 +151,71 @@ class OfferMissInline(admin.TabularInline):
         return False
 
 
+def decision_html(data: dict | None) -> SafeString:
+    """A stored decision as staff read it: the strategy, then every candidate with its
+    weight and load, and what came of it (chosen, why it was left out, or not picked)."""
+    decision = Decision.from_json(data or {})
+    rows = format_html_join(
+        "",
+        "<tr><td>{}</td><td>{}</td><td>{} / {}</td><td>{}</td></tr>",
+        (
+            (
+                candidate.name,
+                "—" if candidate.weight is None else candidate.weight,
+                candidate.load,
+                candidate.limit,
+                decision.outcome(candidate),
+            )
+            for candidate in decision.candidates
+        ),
+    )
+    return format_html(
+        "<p>Strategy: <b>{}</b>{}</p>"
+        "<table><thead><tr><th>Operator</th><th>Weight</th><th>Open / limit</th>"
+        "<th>Outcome</th></tr></thead><tbody>{}</tbody></table>",
+        decision.strategy or "—",
+        f" (after {decision.trigger})" if decision.trigger else "",
+        rows,
+    )
+
+
+class ContactHistoryInline(admin.TabularInline):
+    """The contact's steps, oldest first, each with the decision made at it: append-only,
+    written by the flows that change the contact, never here."""
+
+    model = ContactHistory
+    fields = ("when", "action", "status", "operator", "detail", "decision_at_step")
+    readonly_fields = fields
+    # In the order they were written, which is the order they happened in.
+    ordering = ("id",)
+    extra = 0
+    can_delete = False
+    verbose_name = "step"
+    verbose_name_plural = "timeline"
+    classes = ("contact-timeline",)
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet:
+        return super().get_queryset(request).select_related("operator")
+
+    def has_add_permission(self, request: HttpRequest, obj: Contact | None = None) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Contact | None = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Contact | None = None) -> bool:
+        return False
+
+    @admin.display(description="When")
+    def when(self, step: ContactHistory) -> str:
+        """In the viewer's time zone (the admin's current one), to the second, with its name."""
+        return date_format(timezone.localtime(step.at), "j M Y, H:i:s T")
+
+    @admin.display(description="Decision")
+    def decision_at_step(self, step: ContactHistory) -> SafeString | str:
+        return decision_html(step.decision) if step.decision else "—"
+
+
 class FlaggedFilter(admin.SimpleListFilter):
     title = "supervisor's attention"
     parameter_name = "flagged"
@@ -186,7 +253,7 @@ class ContactAdmin(admin.ModelAdmin):
         "closed_at",
     )
     fields = readonly_fields
-    inlines = [OfferMissInline]
+    inlines = [ContactHistoryInline, OfferMissInline]
     action_form = ContactActionForm
     actions = ["close", "reassign"]
     list_per_page = 100
@@ -242,29 +309,7 @@ class ContactAdmin(admin.ModelAdmin):
     @admin.display(description="Decision")
     def decision_table(self, contact: Contact) -> SafeString:
         """Why the engine chose this operator: every candidate, and why others were left out."""
-        decision = Decision.from_json(contact.decision or {})
-        rows = format_html_join(
-            "",
-            "<tr><td>{}</td><td>{}</td><td>{} / {}</td><td>{}</td></tr>",
-            (
-                (
-                    candidate.name,
-                    "—" if candidate.weight is None else candidate.weight,
-                    candidate.load,
-                    candidate.limit,
-                    decision.outcome(candidate),
-                )
-                for candidate in decision.candidates
-            ),
-        )
-        return format_html(
-            "<p>Strategy: <b>{}</b>{}</p>"
-            "<table><thead><tr><th>Operator</th><th>Weight</th><th>Open / limit</th>"
-            "<th>Outcome</th></tr></thead><tbody>{}</tbody></table>",
-            decision.strategy or "—",
-            f" (after {decision.trigger})" if decision.trigger else "",
-            rows,
-        )
+        return decision_html(contact.decision)
 
     @admin.action(description="Close selected contacts", permissions=["change"])
     def close(self, request: HttpRequest, queryset: QuerySet) -> None:

@@ -111,7 +111,7 @@ def _card_warnings(report: SourceReport) -> list[str]:
         for row in report.operators
         if row.weight  # still configured on the source, not only in its history
     ]
-    return source_warnings(is_active=report.is_active, operators=operators)
+    return source_warnings(is_active=report.is_active, operators=operators, units=report.load_units)
 
 
 def report_summary(report: Sequence[SourceReport]) -> dict[str, int]:
@@ -119,6 +119,7 @@ def report_summary(report: Sequence[SourceReport]) -> dict[str, int]:
     operators = {row.operator_id: row for source in report for row in source.operators}
     return {
         "assigned": sum(source.assigned for source in report),
+        "returning": sum(source.returning for source in report),
         "waiting": sum(source.waiting for source in report),
         "open": sum(row.load for row in operators.values()),
         "at_limit": sum(

@@ -110,6 +110,8 @@ class OperatorAdmin(DeleteThroughServiceMixin, admin.ModelAdmin):
         "status_changed_at",
         "max_open_contacts",
         "load",
+        "burst_limit",
+        "burst_window_minutes",
         "time_zone",
         "user",
         "created_at",
@@ -157,7 +159,16 @@ class OperatorAdmin(DeleteThroughServiceMixin, admin.ModelAdmin):
     def save_model(
         self, request: HttpRequest, obj: Operator, form: ModelForm, change: bool
     ) -> None:
-        names = ("name", "is_active", "max_open_contacts", "status", "time_zone", "user")
+        names = (
+            "name",
+            "is_active",
+            "max_open_contacts",
+            "status",
+            "time_zone",
+            "user",
+            "burst_limit",
+            "burst_window_minutes",
+        )
         fields = {name: getattr(obj, name) for name in names}
         if change:
             update_operator(operator=obj, **fields)

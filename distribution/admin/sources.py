@@ -19,9 +19,16 @@ from distribution.admin.common import (
     submitted_weights,
 )
 from distribution.eligibility import state_of
-from distribution.models import Contact, OperatorSourceWeight, Source
+from distribution.models import Contact, OperatorSourceWeight, OverflowWeight, Source
 from distribution.preview import preview_next_contacts, source_operators, source_warnings
-from distribution.sources import create_source, delete_source, set_source_weights, update_source
+from distribution.sources import (
+    SETTINGS,
+    create_source,
+    delete_source,
+    set_source_overflow,
+    set_source_weights,
+    update_source,
+)
 
 
 class SourceWeightInline(admin.TabularInline):
@@ -68,23 +75,36 @@ class SourceWeightInline(admin.TabularInline):
         return format_html("{}%", f"{100 * weight.weight / weight.active_weight:.1f}")
 
 
+class OverflowWeightInline(admin.TabularInline):
+    model = OverflowWeight
+    fk_name = "source"
+    fields = ("operator", "weight")
+    autocomplete_fields = ("operator",)
+    extra = 0
+    verbose_name = "overflow operator"
+    verbose_name_plural = (
+        "Overflow operators: who may also take contacts that waited past the overflow time"
+    )
+
+
 @admin.register(Source)
 class SourceAdmin(DeleteThroughServiceMixin, admin.ModelAdmin):
     list_display = ("code", "name", "strategy", "is_active", "operators", "waiting", "health")
     list_filter = ("is_active", "strategy")
     search_fields = ("code", "name")
     readonly_fields = ("created_at",)
-    fields = (
-        "code",
-        "name",
-        "strategy",
-        "is_active",
-        "accept_timeout_seconds",
-        "max_offers",
-        "created_at",
+    fieldsets = (
+        (None, {"fields": ("code", "name", "strategy", "is_active", "priority", "load_units")}),
+        ("Offers", {"fields": ("accept_timeout_seconds", "max_offers")}),
+        (
+            "A returning lead's own operator",
+            {"fields": ("sticky", "sticky_days", "sticky_wait_seconds")},
+        ),
+        ("Overflow", {"fields": ("overflow_after_seconds",)}),
+        (None, {"fields": ("created_at",)}),
     )
     list_select_related = False  # a source has no foreign keys; weights are prefetched
-    inlines = [SourceWeightInline]
+    inlines = [SourceWeightInline, OverflowWeightInline]
     list_per_page = 50
     change_form_template = "admin/distribution/source/change_form.html"
 
@@ -132,20 +152,15 @@ class SourceAdmin(DeleteThroughServiceMixin, admin.ModelAdmin):
             state_of(weight.operator, load=weight.load, weight=weight.weight)
             for weight in source.weights.all()
         ]
-        warnings = source_warnings(is_active=source.is_active, operators=operators)
+        warnings = source_warnings(
+            is_active=source.is_active, operators=operators, units=source.load_units
+        )
         return format_html_join(
             "", '<span class="warning-text">{}</span>', ((w,) for w in warnings)
         )
 
     def save_model(self, request: HttpRequest, obj: Source, form: ModelForm, change: bool) -> None:
-        fields = {
-            "code": obj.code,
-            "name": obj.name,
-            "is_active": obj.is_active,
-            "strategy": obj.strategy,
-            "accept_timeout_seconds": obj.accept_timeout_seconds,
-            "max_offers": obj.max_offers,
-        }
+        fields = {name: getattr(obj, name) for name in SETTINGS}
         if change:
             update_source(source=obj, **fields)
         else:
@@ -155,11 +170,11 @@ class SourceAdmin(DeleteThroughServiceMixin, admin.ModelAdmin):
     def save_formset(
         self, request: HttpRequest, form: ModelForm, formset: BaseInlineFormSet, change: bool
     ) -> None:
-        if formset.model is not OperatorSourceWeight:
-            super().save_formset(request, form, formset, change)
-            return
         weights = submitted_weights(formset, "operator")
-        set_source_weights(source=formset.instance, weights=weights)
+        if formset.model is OverflowWeight:
+            set_source_overflow(source=formset.instance, weights=weights)
+        else:
+            set_source_weights(source=formset.instance, weights=weights)
 
     def has_delete_permission(self, request: HttpRequest, obj: Source | None = None) -> bool:
         # Contacts protect their source: rather than list a million of them on the
@@ -183,7 +198,9 @@ class SourceAdmin(DeleteThroughServiceMixin, admin.ModelAdmin):
         context = dict(extra_context or {})
         if source is not None:
             context["source_warnings"] = source_warnings(
-                is_active=source.is_active, operators=source_operators(source)
+                is_active=source.is_active,
+                operators=source_operators(source),
+                units=source.load_units,
             )
             context["preview"] = preview_next_contacts(source=source)
         return super().change_view(request, object_id, form_url, context)

@@ -11,6 +11,7 @@ from distribution.events import contact_data
 from distribution.models import (
     MAX_IDEMPOTENCY_KEY_LENGTH,
     Contact,
+    ContactHistory,
     OfferMiss,
     Operator,
     OperatorSourceWeight,
@@ -46,7 +47,9 @@ class OperatorSourceSerializer(serializers.ModelSerializer):
 
 class OperatorSerializer(serializers.ModelSerializer):
     open_contacts = serializers.IntegerField(
-        source="load", read_only=True, help_text="Its load now."
+        source="open_load",
+        read_only=True,
+        help_text="Its load now: the load units of its open and offered contacts.",
     )
     sources = OperatorSourceSerializer(source="weights", many=True, read_only=True)
     user = serializers.PrimaryKeyRelatedField(
@@ -66,13 +69,19 @@ class OperatorSerializer(serializers.ModelSerializer):
             "status_changed_at",
             "max_open_contacts",
             "open_contacts",
+            "burst_limit",
+            "burst_window_minutes",
             "time_zone",
             "user",
             "sources",
             "created_at",
         ]
         read_only_fields = ["id", "status_changed_at", "created_at"]
-        extra_kwargs = {"max_open_contacts": {"max_value": MAX_INTEGER}}
+        extra_kwargs = {
+            "max_open_contacts": {"max_value": MAX_INTEGER},
+            "burst_limit": {"min_value": 1, "max_value": 10_000},
+            "burst_window_minutes": {"min_value": 1, "max_value": 10_080},
+        }
 
     def validate_user(self, user: AbstractBaseUser | None) -> AbstractBaseUser | None:
         if user is not None and user.is_staff:
@@ -86,7 +95,7 @@ class OperatorSerializer(serializers.ModelSerializer):
 class MeSerializer(serializers.ModelSerializer):
     """The signed-in operator as it sees itself; only its status can be changed."""
 
-    open_contacts = serializers.IntegerField(source="load", read_only=True)
+    open_contacts = serializers.IntegerField(source="open_load", read_only=True)
     on_shift = serializers.BooleanField(read_only=True, help_text="By its shifts, now.")
 
     class Meta:
@@ -158,6 +167,12 @@ class SourceOperatorSerializer(serializers.ModelSerializer):
 
 class SourceSerializer(serializers.ModelSerializer):
     operators = SourceOperatorSerializer(source="weights", many=True, read_only=True)
+    overflow_operators = SourceOperatorSerializer(
+        source="overflow_weights",
+        many=True,
+        read_only=True,
+        help_text="Who may also take contacts that waited past overflow_after_seconds.",
+    )
 
     class Meta:
         model = Source
@@ -169,13 +184,25 @@ class SourceSerializer(serializers.ModelSerializer):
             "strategy",
             "accept_timeout_seconds",
             "max_offers",
+            "load_units",
+            "sticky",
+            "sticky_days",
+            "sticky_wait_seconds",
+            "priority",
+            "overflow_after_seconds",
             "operators",
+            "overflow_operators",
             "created_at",
         ]
         read_only_fields = ["id", "created_at"]
         extra_kwargs = {
             "accept_timeout_seconds": {"min_value": 1},
             "max_offers": {"min_value": 1, "max_value": 100},
+            "load_units": {"min_value": 1, "max_value": 1000},
+            "sticky_days": {"min_value": 1, "max_value": 3650},
+            "sticky_wait_seconds": {"min_value": 1, "max_value": 86_400},
+            "priority": {"min_value": -1000, "max_value": 1000},
+            "overflow_after_seconds": {"min_value": 1, "max_value": 604_800},
         }
 
 
@@ -226,9 +253,15 @@ class OperatorShareSerializer(serializers.Serializer):
     is_active = serializers.BooleanField()
     weight = serializers.IntegerField(help_text="0: no longer on the source.")
     target_share = serializers.FloatField(help_text="Weight / sum of active weights.")
-    assigned = serializers.IntegerField(help_text="Contacts assigned in the period.")
+    assigned = serializers.IntegerField(
+        help_text="Contacts assigned in the period by the source's rule (the weights)."
+    )
     actual_share = serializers.FloatField(
-        allow_null=True, help_text="Null when the source assigned nothing in the period."
+        allow_null=True,
+        help_text="Of the contacts assigned by the rule; null when there were none.",
+    )
+    returning = serializers.IntegerField(
+        help_text="Contacts given as the lead's own operator (sticky): load, not in shares."
     )
     open_contacts = serializers.IntegerField(source="load")
     max_open_contacts = serializers.IntegerField(source="limit")
@@ -241,7 +274,10 @@ class SourceReportSerializer(serializers.Serializer):
     strategy = serializers.ChoiceField(choices=Source.Strategy.choices)
     is_active = serializers.BooleanField()
     waiting = serializers.IntegerField(help_text="Contacts waiting for an operator now.")
-    assigned = serializers.IntegerField(help_text="Contacts assigned in the period.")
+    assigned = serializers.IntegerField(help_text="Contacts assigned in the period by the rule.")
+    returning = serializers.IntegerField(
+        help_text="Contacts given to their lead's own operator in the period."
+    )
     operators = OperatorShareSerializer(many=True)
 
 
@@ -470,3 +506,42 @@ class EventSerializer(serializers.Serializer):
 class EventFeedSerializer(serializers.Serializer):
     results = EventSerializer(many=True)
     after = serializers.IntegerField(help_text="Send it as `after` to read on.")
+
+
+class ContactHistorySerializer(serializers.ModelSerializer):
+    """One step of a contact's life. Staff see every step whole. An operator's login sees
+    only its own work: no decision (it names other operators and their loads), another
+    operator as null, and no detail on another operator's step (its decline reason)."""
+
+    action_label = serializers.CharField(source="get_action_display", read_only=True)
+    operator = OperatorBriefSerializer(
+        allow_null=True,
+        help_text=(
+            "Who has the contact after the step; for declined, expired and withdrawn, who "
+            "had it. Null for nobody and, for an operator's login, for another operator."
+        ),
+    )
+    decision = serializers.JSONField(
+        allow_null=True,
+        help_text=(
+            "The engine's decision at this step: every candidate, its load and why it was "
+            "left out; {} where none was made. Null for an operator's login."
+        ),
+    )
+
+    class Meta:
+        model = ContactHistory
+        fields = ["id", "at", "action", "action_label", "status", "operator", "decision", "detail"]
+        read_only_fields = fields
+
+    def to_representation(self, step: ContactHistory) -> dict[str, Any]:
+        """The step as context `viewer` may see it: the operator whose login reads it, or
+        None for staff."""
+        data = super().to_representation(step)
+        viewer = self.context.get("viewer")
+        if viewer is None:
+            return data
+        data["decision"] = None
+        if step.operator_id is not None and step.operator_id != viewer.pk:
+            data["operator"], data["detail"] = None, ""
+        return data

@@ -1,5 +1,6 @@
 """The API's viewsets: scope what a caller sees, validate, call a flow, answer."""
 
+from collections.abc import Callable
 from datetime import timedelta
 
 from django.conf import settings
@@ -36,6 +37,7 @@ from distribution.api.filters import ContactFilter, LeadFilter
 from distribution.api.serializers import (
     ContactCreateSerializer,
     ContactDeclineSerializer,
+    ContactHistorySerializer,
     ContactReassignSerializer,
     ContactSerializer,
     DistributionReportSerializer,
@@ -51,7 +53,7 @@ from distribution.api.serializers import (
     SourceSerializer,
     WeightInputSerializer,
 )
-from distribution.models import Contact, Operator, OperatorSourceWeight, Source
+from distribution.models import Contact, Operator, OperatorSourceWeight, OverflowWeight, Source
 from distribution.reports import distribution_report
 from events.models import Event
 from leads.models import Lead
@@ -87,7 +89,7 @@ class ContactViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.
     def get_permissions(self) -> list[BasePermission]:
         if self.action in self.bot_actions:
             return [IsStaffOrSourceBot(), NamesOwnSource()]
-        if self.action == "close":
+        if self.action in ("close", "history"):
             return [IsStaffOrOperator()]
         if self.action in ("accept", "decline"):
             return [IsOperator()]
@@ -208,6 +210,20 @@ class ContactViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.
         )
         return Response(ContactSerializer(contact).data)
 
+    @extend_schema(responses={200: ContactHistorySerializer(many=True)})
+    # A contact's few steps, all at once and whatever the list's filters say.
+    @action(detail=True, methods=["get"], pagination_class=None, filterset_class=None)
+    def history(self, request: Request, pk: str) -> Response:
+        """The contact's steps, oldest first. Staff see each step's decision; an operator
+        reads only its own contacts' steps, without decisions or other operators."""
+        contact = self.get_object()
+        # In the order they were written, under the contact's lock: the order they
+        # happened in, also where two steps share a moment (the index history_by_contact).
+        steps = contact.history.select_related("operator").order_by("id")
+        viewer = None if request.user.is_staff else signed_in_operator(request)
+        serializer = ContactHistorySerializer(steps, many=True, context={"viewer": viewer})
+        return Response(serializer.data)
+
     @extend_schema(
         request=ContactReassignSerializer,
         responses={
@@ -285,6 +301,19 @@ class OperatorViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets
         return self.get_serializer(self.get_queryset().get(pk=operator.pk)).data
 
 
+def weight_list_schema(view: Callable) -> Callable:
+    """The schema of a source's weight list endpoints (GET reads, PUT replaces)."""
+    view = extend_schema(
+        methods=["PUT"],
+        request=WeightInputSerializer(many=True),
+        responses={
+            200: SourceOperatorSerializer(many=True),
+            409: error_response("An operator was deleted meanwhile."),
+        },
+    )(view)
+    return extend_schema(methods=["GET"], responses=SourceOperatorSerializer(many=True))(view)
+
+
 class SourceViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
     """Sources (the bots' channels) with their operators' weights."""
 
@@ -292,7 +321,11 @@ class SourceViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.G
 
     def get_queryset(self) -> QuerySet[Source]:
         weights = OperatorSourceWeight.objects.select_related("operator").order_by("operator_id")
-        return Source.objects.prefetch_related(Prefetch("weights", queryset=weights))
+        overflow = OverflowWeight.objects.select_related("operator").order_by("operator_id")
+        return Source.objects.prefetch_related(
+            Prefetch("weights", queryset=weights),
+            Prefetch("overflow_weights", queryset=overflow),
+        )
 
     @extend_schema(responses={201: SourceSerializer, 409: error_response("The code is taken.")})
     def create(self, request: Request) -> Response:
@@ -320,26 +353,28 @@ class SourceViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.G
         sources.delete_source(source=self.get_object())
         return Response(status=status.HTTP_204_NO_CONTENT)
 
-    @extend_schema(methods=["GET"], responses=SourceOperatorSerializer(many=True))
-    @extend_schema(
-        methods=["PUT"],
-        request=WeightInputSerializer(many=True),
-        responses={
-            200: SourceOperatorSerializer(many=True),
-            409: error_response("An operator was deleted meanwhile."),
-        },
-    )
-    # The whole weight list, read and replaced as one: not a page of a list.
+    # The whole weight list (and the overflow list), read and replaced as one: not a
+    # page of a list.
+    @weight_list_schema
     @action(detail=True, methods=["get", "put"], pagination_class=None)
     def operators(self, request: Request, pk: str) -> Response:
+        return self._weight_list(request, "weights", sources.set_source_weights)
+
+    @weight_list_schema
+    @action(detail=True, methods=["get", "put"], pagination_class=None)
+    def overflow(self, request: Request, pk: str) -> Response:
+        return self._weight_list(request, "overflow_weights", sources.set_source_overflow)
+
+    def _weight_list(self, request: Request, rows: str, replace: Callable) -> Response:
+        """GET reads the source's `rows`; PUT replaces them through `replace`."""
         source = self.get_object()
         if request.method == "GET":
-            return Response(SourceOperatorSerializer(source.weights.all(), many=True).data)
+            return Response(SourceOperatorSerializer(getattr(source, rows).all(), many=True).data)
         serializer = WeightInputSerializer(data=request.data, many=True)
         serializer.is_valid(raise_exception=True)
         weights = {row["operator"]: row["weight"] for row in serializer.validated_data}
-        rows = sources.set_source_weights(source=source, weights=weights)
-        return Response(SourceOperatorSerializer(rows, many=True).data)
+        stored = replace(source=source, weights=weights)
+        return Response(SourceOperatorSerializer(stored, many=True).data)
 
     def _read(self, source: Source) -> dict:
         return self.get_serializer(self.get_queryset().get(pk=source.pk)).data
@@ -413,7 +448,7 @@ class MeView(APIView):
         [state] = queries.operator_states(
             source_id=None, operator_ids=[operator.pk], now=timezone.now()
         )
-        operator.load, operator.on_shift = state.load, state.on_shift
+        operator.open_load, operator.on_shift = state.load, state.on_shift
         return MeSerializer(operator).data
 
 

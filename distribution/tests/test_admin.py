@@ -353,6 +353,46 @@ def test_changing_a_source_on_its_page(admin_client, form_data):
     assert (source.code, source.strategy) == ("new", "round_robin")
 
 
+def test_routing_settings_and_overflow_operators_are_set_on_the_source_page(
+    admin_client, form_data
+):
+    source = SourceFactory()
+    spare = OperatorFactory()
+    data = form_data(admin_client.get(source_page(source)), "source_form")
+    data.update(
+        {
+            "load_units": ["3"],
+            "priority": ["5"],
+            "sticky": ["require"],
+            "overflow_after_seconds": ["90"],
+            "overflow_weights-TOTAL_FORMS": ["1"],
+            "overflow_weights-0-operator": [str(spare.pk)],
+            "overflow_weights-0-weight": ["2"],
+        }
+    )
+
+    response = admin_client.post(source_page(source), data)
+
+    assert response.status_code == 302
+    source.refresh_from_db()
+    assert (source.load_units, source.priority, source.sticky) == (3, 5, "require")
+    assert source.overflow_after_seconds == 90
+    assert list(source.overflow_weights.values_list("operator_id", "weight")) == [(spare.pk, 2)]
+    assert not source.weights.exists()  # the overflow list is not the weight list
+
+
+def test_source_page_warns_when_nobody_has_room_for_a_contact_of_its_units(admin_client):
+    weight = OperatorSourceWeightFactory(operator__max_open_contacts=4, source__load_units=3)
+    ContactFactory(open=True, operator=weight.operator, source=weight.source)
+
+    response = admin_client.get(source_page(weight.source))
+
+    assert response.context["source_warnings"] == [
+        "No active operator on this source has room for a contact of 3 load units: "
+        "new contacts will wait."
+    ]
+
+
 def test_adding_a_source(admin_client, form_data):
     data = form_data(admin_client.get(reverse("admin:distribution_source_add")), "source_form")
     data.update({"code": ["vk-bot"], "name": ["VK bot"]})

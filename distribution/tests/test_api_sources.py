@@ -23,7 +23,7 @@ def test_source_list_shows_weights_in_fixed_queries(api, django_assert_max_num_q
         source = SourceFactory()
         OperatorSourceWeightFactory.create_batch(3, source=source, weight=4)
 
-    with django_assert_max_num_queries(4):
+    with django_assert_max_num_queries(5):
         response = api.get("/api/sources/")
 
     assert response.status_code == 200
@@ -217,3 +217,66 @@ def test_anonymous_cannot_read_sources(db):
 
     assert APIClient().get("/api/sources/").status_code == 401
     assert APIClient().get(f"/api/sources/{source.pk}/operators/").status_code == 401
+
+
+def test_routing_settings_are_set_and_read_through_the_api(api):
+    response = api.post(
+        "/api/sources/",
+        {
+            "code": "phone",
+            "name": "Phone line",
+            "load_units": 3,
+            "sticky": "require",
+            "sticky_days": 7,
+            "sticky_wait_seconds": 120,
+            "priority": 5,
+            "overflow_after_seconds": 60,
+        },
+        format="json",
+    )
+    assert response.status_code == 201
+    source = Source.objects.get(code="phone")
+    assert (source.load_units, source.sticky, source.priority) == (3, "require", 5)
+
+    response = api.patch(
+        f"/api/sources/{source.pk}/", {"overflow_after_seconds": None}, format="json"
+    )
+
+    assert response.status_code == 200
+    source.refresh_from_db()
+    assert source.overflow_after_seconds is None  # turned off
+    assert source.load_units == 3  # left as it was
+
+
+def test_bad_routing_settings_are_400_with_the_field(api):
+    source = SourceFactory()
+
+    response = api.patch(
+        f"/api/sources/{source.pk}/",
+        {"load_units": 0, "sticky": "always", "overflow_after_seconds": 0},
+        format="json",
+    )
+
+    assert response.status_code == 400
+    assert set(response.data) == {"load_units", "sticky", "overflow_after_seconds"}
+
+
+def test_put_overflow_replaces_the_sources_overflow_operators(api):
+    source = SourceFactory()
+    regular, spare = OperatorFactory(), OperatorFactory(name="Spare")
+    OperatorSourceWeightFactory(source=source, operator=regular)
+
+    response = api.put(
+        f"/api/sources/{source.pk}/overflow/", [{"operator": spare.pk, "weight": 2}], format="json"
+    )
+
+    assert response.status_code == 200
+    assert response.data == [{"operator": spare.pk, "name": "Spare", "weight": 2}]
+    assert weights_of(source) == {regular.pk: 1}  # the weights are a list of their own
+    read = api.get(f"/api/sources/{source.pk}/").data
+    assert read["overflow_operators"] == response.data
+    response = api.put(
+        f"/api/sources/{source.pk}/overflow/", [{"operator": 999999, "weight": 1}], format="json"
+    )
+    assert response.status_code == 400
+    assert api.get(f"/api/sources/{source.pk}/overflow/").data == read["overflow_operators"]

@@ -87,6 +87,7 @@ def test_reasons_keep_the_values_stored_in_decisions():
         "offline",
         "off_shift",
         "at_limit",
+        "burst_limit",
         "missed_offer",
     ]
 

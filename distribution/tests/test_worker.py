@@ -15,7 +15,7 @@ from distribution.worker import (
     PASSES,
     Pass,
     Worker,
-    drain_where_shifts_started,
+    drain_where_time_freed_room,
     set_away_without_heartbeat,
 )
 from tests.factories import (
@@ -48,14 +48,14 @@ def morning_shift():
 def test_the_worker_gives_waiting_contacts_to_an_operator_whose_shift_started(morning_shift):
     ivan, waiting = morning_shift
 
-    assert drain_where_shifts_started(BEFORE_NINE) == 0
-    assert drain_where_shifts_started(AT_NINE) == 2
+    assert drain_where_time_freed_room(BEFORE_NINE) == 0
+    assert drain_where_time_freed_room(AT_NINE) == 2
 
     for contact in waiting:
         contact.refresh_from_db()
         assert (contact.status, contact.operator) == (Contact.Status.OPEN, ivan)
         assert contact.assigned_at == AT_NINE
-        assert contact.decision["trigger"] == "shift_started"
+        assert contact.decision["trigger"] == "time_freed_room"
 
 
 @pytest.mark.parametrize(
@@ -65,7 +65,7 @@ def test_the_worker_gives_nothing_to_an_operator_who_cannot_take_work(morning_sh
     ivan, _ = morning_shift
     Operator.objects.filter(pk=ivan.pk).update(**change)
 
-    assert drain_where_shifts_started(AT_NINE) == 0
+    assert drain_where_time_freed_room(AT_NINE) == 0
     assert Contact.objects.filter(status=Contact.Status.WAITING).count() == 2
 
 
