@@ -152,9 +152,20 @@ class OfferMissInline(admin.TabularInline):
 
 
 def decision_html(data: dict | None) -> SafeString:
-    """A stored decision as staff read it: the strategy, then every candidate with its
-    weight and load, and what came of it (chosen, why it was left out, or not picked)."""
+    """A stored decision as staff read it: the strategy, the lead's own operator where the
+    source is sticky, what the contact costs, then every candidate with its weight and
+    load, and what came of it (chosen, why it was left out, or not picked)."""
     decision = Decision.from_json(data or {})
+    owner = decision.owner
+    notes = format_html(
+        "{}{}",
+        format_html(
+            " &middot; the lead's own operator: {} ({})", owner.name, decision.outcome(owner)
+        )
+        if owner
+        else "",
+        format_html(" &middot; costs {} load units", decision.units) if decision.units != 1 else "",
+    )
     rows = format_html_join(
         "",
         "<tr><td>{}</td><td>{}</td><td>{} / {}</td><td>{}</td></tr>",
@@ -170,11 +181,12 @@ def decision_html(data: dict | None) -> SafeString:
         ),
     )
     return format_html(
-        "<p>Strategy: <b>{}</b>{}</p>"
+        "<p>Strategy: <b>{}</b>{}{}</p>"
         "<table><thead><tr><th>Operator</th><th>Weight</th><th>Open / limit</th>"
         "<th>Outcome</th></tr></thead><tbody>{}</tbody></table>",
         decision.strategy or "—",
         f" (after {decision.trigger})" if decision.trigger else "",
+        notes,
         rows,
     )
 

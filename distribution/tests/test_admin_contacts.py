@@ -358,3 +358,30 @@ def test_the_contact_page_lists_who_passed_on_it_and_the_flagged_filter_finds_it
 
     assert "Wrong city" in page and "Anna" in page
     assert shown(listed) == {flagged.pk}
+
+
+def test_contact_page_says_why_the_leads_own_operator_did_not_take_it(admin_client):
+    weight = OperatorSourceWeightFactory(operator__name="Ivan")
+    contact = ContactFactory(
+        open=True,
+        operator=weight.operator,
+        source=weight.source,
+        decision={
+            "strategy": "weighted_random",
+            "owner": {
+                "operator_id": 999,
+                "name": "Maria",
+                "load": 5,
+                "limit": 5,
+                "left_out": "away",
+            },
+            "units": 3,
+            "candidates": [],
+            "chosen_operator_id": weight.operator_id,
+        },
+    )
+
+    page = admin_client.get(contact_page(contact)).content.decode()
+
+    assert "the lead's own operator: Maria (away)" in page
+    assert "costs 3 load units" in page
