@@ -1,5 +1,6 @@
 from django.conf import settings
 from django.core.exceptions import ValidationError
+from django.core.validators import MinValueValidator
 from django.db import models
 from django.db.models import F, OuterRef, Q, QuerySet, Subquery, Sum
 from django.db.models.functions import Coalesce
@@ -48,6 +49,11 @@ class OperatorSourceWeightQuerySet(QuerySet):
         return self.annotate(load=F("operator__open_load"))
 
 
+# Counts and durations that must be at least 1: a field message for forms and the API,
+# before the table's check constraint would refuse the row.
+POSITIVE = MinValueValidator(1, "Must be at least 1.")
+
+
 def default_time_zone() -> str:
     return settings.TIME_ZONE
 
@@ -81,12 +87,14 @@ class Operator(models.Model):
     # least recently.
     last_assigned_at = models.DateTimeField(null=True, blank=True, editable=False)
     burst_limit = models.PositiveSmallIntegerField(
+        validators=[POSITIVE],
         null=True,
         blank=True,
         help_text="At most this many new contacts per burst window, however much room "
         "the operator has. Empty: the project's default (BURST_LIMIT, off unless set).",
     )
     burst_window_minutes = models.PositiveSmallIntegerField(
+        validators=[POSITIVE],
         null=True,
         blank=True,
         help_text="The burst window in minutes. Empty: the project's default "
@@ -236,17 +244,20 @@ class Source(models.Model):
         max_length=32, choices=Strategy.choices, default=Strategy.WEIGHTED_RANDOM
     )
     accept_timeout_seconds = models.PositiveIntegerField(
+        validators=[POSITIVE],
         null=True,
         blank=True,
         help_text="Empty: a contact is the operator's at once. Set: the operator is offered "
         "it and has this many seconds to accept, or it goes to someone else.",
     )
     max_offers = models.PositiveSmallIntegerField(
+        validators=[POSITIVE],
         default=3,
         help_text="After this many declined or expired offers the contact is flagged "
         "for supervisors.",
     )
     load_units = models.PositiveSmallIntegerField(
+        validators=[POSITIVE],
         default=1,
         help_text="What one open contact of this source costs an operator, against the "
         "operator's limit: e.g. 1 for a chat, 3 for a phone call.",
@@ -260,9 +271,12 @@ class Source(models.Model):
         "the weights decide. Require: it waits for them a while first.",
     )
     sticky_days = models.PositiveSmallIntegerField(
-        default=30, help_text="How long a lead stays its operator's after its last contact."
+        validators=[POSITIVE],
+        default=30,
+        help_text="How long a lead stays its operator's after its last contact.",
     )
     sticky_wait_seconds = models.PositiveIntegerField(
+        validators=[POSITIVE],
         default=300,
         help_text="With sticky 'require': how long a contact waits for its lead's own "
         "operator before it goes by the weights.",
@@ -273,6 +287,7 @@ class Source(models.Model):
         "then the oldest.",
     )
     overflow_after_seconds = models.PositiveIntegerField(
+        validators=[POSITIVE],
         null=True,
         blank=True,
         help_text="Empty: off. Set: a contact waiting longer than this may also go to the "
@@ -319,7 +334,7 @@ class Source(models.Model):
 class OperatorSourceWeight(models.Model):
     operator = models.ForeignKey(Operator, on_delete=models.CASCADE, related_name="weights")
     source = models.ForeignKey(Source, on_delete=models.CASCADE, related_name="weights")
-    weight = models.PositiveIntegerField()
+    weight = models.PositiveIntegerField(validators=[POSITIVE])
     # Smooth weighted round-robin state of this operator on this source; only the
     # engine writes it, while holding the operator's row lock.
     round_robin_credit = models.BigIntegerField(default=0, editable=False)
@@ -347,7 +362,7 @@ class OverflowWeight(models.Model):
         Operator, on_delete=models.CASCADE, related_name="overflow_weights"
     )
     source = models.ForeignKey(Source, on_delete=models.CASCADE, related_name="overflow_weights")
-    weight = models.PositiveIntegerField()
+    weight = models.PositiveIntegerField(validators=[POSITIVE])
 
     class Meta:
         ordering = ["source_id", "operator_id"]

@@ -23,6 +23,9 @@ class Lead(models.Model):
                 | Q(phone__isnull=False)
                 | Q(email__isnull=False),
                 name="lead_has_an_identifier",
+                violation_error_message=(
+                    "Give the lead at least one of an external id, a phone or an email."
+                ),
             ),
         ]
 

@@ -1,12 +1,14 @@
 """The admin for operators: load, sources and weights, activation."""
 
 from collections.abc import Sequence
+from urllib.parse import urlencode
 
 from django.contrib import admin, messages
 from django.core.exceptions import ValidationError
 from django.db.models import Prefetch, QuerySet
 from django.forms import BaseInlineFormSet, ModelForm
 from django.http import HttpRequest
+from django.urls import reverse
 from django.utils.html import format_html, format_html_join
 from django.utils.safestring import SafeString
 
@@ -171,7 +173,15 @@ class OperatorAdmin(DeleteThroughServiceMixin, admin.ModelAdmin):
         )
         fields = {name: getattr(obj, name) for name in names}
         if change:
+            open_before = _open_count([obj.pk])
             update_operator(operator=obj, **fields)
+            # A raised limit, or the operator made available, takes waiting contacts.
+            if taken := _open_count([obj.pk]) - open_before:
+                self.message_user(
+                    request,
+                    f"{taken} waiting contact(s) were assigned to {obj.name}.",
+                    messages.SUCCESS,
+                )
         else:
             created = create_operator(**fields)
             obj.pk, obj.created_at = created.pk, created.created_at
@@ -229,9 +239,23 @@ class OperatorAdmin(DeleteThroughServiceMixin, admin.ModelAdmin):
         for operator in operators:
             update_operator(operator=operator, is_active=active)
         verb = "activated" if active else "deactivated"
-        message = f"{len(operators)} operator(s) {verb}."
+        message = format_html("{} operator(s) {}.", len(operators), verb)
         if taken := _open_count(ids) - open_before:
-            message += f" {taken} waiting contact(s) were assigned to them."
+            message = format_html("{} {} waiting contact(s) were assigned to them.", message, taken)
+        if not active and (kept := _open_count(ids)):
+            # Their open contacts stay with them: say so, and lead to the bulk reassign.
+            contacts = reverse("admin:distribution_contact_changelist")
+            query = urlencode(
+                {"operator__id__in": ",".join(map(str, ids)), "status__exact": "open"}
+            )
+            message = format_html(
+                '{} They keep {} open contact(s): <a href="{}?{}">reassign them</a> '
+                "(select them, then the action Reassign).",
+                message,
+                kept,
+                contacts,
+                query,
+            )
         self.message_user(request, message, messages.SUCCESS)
 
 

@@ -2,7 +2,7 @@
 and time."""
 
 import contextlib
-from datetime import UTC
+from datetime import UTC, datetime
 
 import django_filters
 from django import forms
@@ -37,27 +37,36 @@ class LeadFilter(django_filters.FilterSet):
 
 
 class ContactFilterForm(forms.Form):
-    def clean_created(self) -> slice | None:
-        """Refuse ends that exist only in their own offset (9999-12-31T23:59-05:00): the
-        database gets them in UTC, where they would overflow."""
-        period = self.cleaned_data["created"]
-        for end in (period.start, period.stop) if period else ():
-            try:
-                if end is not None:
-                    end.astimezone(UTC)
-            except OverflowError:
-                raise forms.ValidationError("Date and time out of range.") from None
-        return period
+    """Refuses ends that exist only in their own offset (9999-12-31T23:59-05:00): the
+    database gets them in UTC, where they would overflow. Errors are keyed by the
+    parameter's own name."""
+
+    def _in_range(self, name: str) -> datetime | None:
+        moment = self.cleaned_data[name]
+        try:
+            if moment is not None:
+                moment.astimezone(UTC)
+        except OverflowError:
+            raise forms.ValidationError("Date and time out of range.") from None
+        return moment
+
+    def clean_created_after(self) -> datetime | None:
+        return self._in_range("created_after")
+
+    def clean_created_before(self) -> datetime | None:
+        return self._in_range("created_before")
 
 
 class ContactFilter(django_filters.FilterSet):
     status = django_filters.ChoiceFilter(choices=Contact.Status.choices)
-    created = django_filters.IsoDateTimeFromToRangeFilter(
-        field_name="created_at",
-        label="Created in [created_after, created_before] (ISO 8601).",
+    created_after = django_filters.IsoDateTimeFilter(
+        field_name="created_at", lookup_expr="gte", label="Created at or after (ISO 8601)."
+    )
+    created_before = django_filters.IsoDateTimeFilter(
+        field_name="created_at", lookup_expr="lte", label="Created at or before (ISO 8601)."
     )
 
     class Meta:
         model = Contact
-        fields = ["status", "source", "operator", "lead", "created"]
+        fields = ["status", "source", "operator", "lead", "created_after", "created_before"]
         form = ContactFilterForm

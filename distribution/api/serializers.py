@@ -413,11 +413,20 @@ class OperatorBriefSerializer(serializers.ModelSerializer):
 
 class ContactSerializer(serializers.ModelSerializer):
     """A contact with its lead, source and operator. The declared fields are what the
-    API schema shows; `to_representation` writes the same out directly (events.py)."""
+    API schema shows; `to_representation` writes the same out directly (events.py).
+
+    The engine's decision names every candidate operator with its load: only staff read
+    it. Bots and operators get null (a bot sees its own contact and its operator's name).
+    """
 
     lead = LeadBriefSerializer()
     source = SourceBriefSerializer()
     operator = OperatorBriefSerializer(allow_null=True)
+    decision = serializers.JSONField(
+        allow_null=True,
+        read_only=True,
+        help_text="Why the contact went to whom: staff only; null for bots and operators.",
+    )
 
     class Meta:
         model = Contact
@@ -439,7 +448,11 @@ class ContactSerializer(serializers.ModelSerializer):
         read_only_fields = fields
 
     def to_representation(self, contact: Contact) -> dict[str, Any]:
-        return contact_data(contact, decision=True)
+        data = contact_data(contact, decision=True)
+        request = self.context.get("request")
+        if request is None or not request.user.is_staff:
+            data["decision"] = None
+        return data
 
 
 class ContactDeclineSerializer(serializers.Serializer):

@@ -161,7 +161,7 @@ class ContactViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.
             )
         log_ids(request, source=contact.source.code, contact=contact.pk)
         answer = status.HTTP_201_CREATED if created else status.HTTP_200_OK
-        return Response(ContactSerializer(contact).data, status=answer)
+        return Response(self.get_serializer(contact).data, status=answer)
 
     @extend_schema(
         request=None,
@@ -172,7 +172,7 @@ class ContactViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.
         contact = contacts.close_contact(
             contact=self.get_object(), by_operator=signed_in_operator(request)
         )
-        return Response(ContactSerializer(contact).data)
+        return Response(self.get_serializer(contact).data)
 
     @extend_schema(
         request=None,
@@ -187,7 +187,7 @@ class ContactViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.
         contact = offers.accept_offer(
             contact=self.get_object(), by_operator=signed_in_operator(request)
         )
-        return Response(ContactSerializer(contact).data)
+        return Response(self.get_serializer(contact).data)
 
     @extend_schema(
         request=ContactDeclineSerializer,
@@ -208,7 +208,7 @@ class ContactViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.
             by_operator=signed_in_operator(request),
             reason=serializer.validated_data["reason"],
         )
-        return Response(ContactSerializer(contact).data)
+        return Response(self.get_serializer(contact).data)
 
     @extend_schema(responses={200: ContactHistorySerializer(many=True)})
     # A contact's few steps, all at once and whatever the list's filters say.
@@ -239,7 +239,7 @@ class ContactViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.
         contact = contacts.reassign_contact(
             contact=contact, operator=serializer.validated_data.get("operator")
         )
-        return Response(ContactSerializer(contact).data)
+        return Response(self.get_serializer(contact).data)
 
 
 class OperatorViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):

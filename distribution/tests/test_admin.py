@@ -1,3 +1,4 @@
+import re
 from datetime import timedelta
 
 import pytest
@@ -148,15 +149,39 @@ def test_deactivate_action_stops_new_assignments(admin_client):
     assert messages_of(response) == ["1 operator(s) deactivated."]
 
 
+def test_deactivating_operators_with_open_contacts_says_how_many_they_keep_and_links_them(
+    admin_client,
+):
+    ivan, maria = OperatorFactory(), OperatorFactory()
+    ContactFactory.create_batch(2, open=True, operator=ivan)
+    kept = ContactFactory(open=True, operator=maria)
+    ContactFactory(closed=True, operator=maria)
+
+    response = admin_client.post(
+        OPERATORS,
+        {"action": "deactivate", "_selected_action": [ivan.pk, maria.pk]},
+        follow=True,
+    )
+
+    [message] = messages_of(response)
+    assert message.startswith("2 operator(s) deactivated. They keep 3 open contact(s):")
+    link = re.search(r'href="([^"]+)"', message).group(1).replace("&amp;", "&")
+    listed = admin_client.get(link)
+    assert listed.status_code == 200
+    assert kept in listed.context["cl"].result_list
+    assert listed.context["cl"].result_count == 3
+
+
 def test_raising_a_limit_on_the_operator_page_assigns_waiting_contacts(admin_client, form_data):
     weight = OperatorSourceWeightFactory(operator__max_open_contacts=0)
     waiting = ContactFactory(source=weight.source)
     data = form_data(admin_client.get(operator_page(weight.operator)), "operator_form")
     data["max_open_contacts"] = ["3"]
 
-    response = admin_client.post(operator_page(weight.operator), data)
+    response = admin_client.post(operator_page(weight.operator), data, follow=True)
 
-    assert response.status_code == 302
+    assert response.status_code == 200
+    assert f"1 waiting contact(s) were assigned to {weight.operator.name}." in messages_of(response)
     waiting.refresh_from_db()
     assert waiting.operator_id == weight.operator_id
     assert waiting.decision["trigger"] == "operator_updated"
@@ -351,6 +376,26 @@ def test_changing_a_source_on_its_page(admin_client, form_data):
     assert response.status_code == 302
     source.refresh_from_db()
     assert (source.code, source.strategy) == ("new", "round_robin")
+
+
+def test_a_zero_weight_or_unit_is_a_field_message_not_a_constraint_name(admin_client, form_data):
+    source = SourceFactory()
+    operator = OperatorFactory()
+    data = form_data(admin_client.get(source_page(source)), "source_form")
+    data.update(
+        {"load_units": ["0"], "weights-0-operator": [str(operator.pk)], "weights-0-weight": ["0"]}
+    )
+
+    response = admin_client.post(source_page(source), data)
+
+    assert response.status_code == 200  # the form again, with the messages
+    assert response.context["adminform"].form.errors == {"load_units": ["Must be at least 1."]}
+    [weights] = [
+        f for f in response.context["inline_admin_formsets"] if f.formset.prefix == "weights"
+    ]
+    assert weights.formset.errors[0] == {"weight": ["Must be at least 1."]}
+    assert "Constraint" not in response.content.decode()
+    assert not source.weights.exists()
 
 
 def test_routing_settings_and_overflow_operators_are_set_on_the_source_page(

@@ -14,6 +14,7 @@ from tests.factories import (
     OperatorFactory,
     OperatorSourceWeightFactory,
     SourceFactory,
+    UserFactory,
 )
 
 pytestmark = pytest.mark.django_db
@@ -95,17 +96,19 @@ def test_contact_list_filters(api, assorted_contacts, make_params, expected):
         ({"source": "telegram"}, "source"),
         ({"operator": 999999}, "operator"),
         ({"lead": -1}, "lead"),
-        ({"created_after": "last week"}, "created"),
+        # Keyed by the parameter sent, not by an internal name ("created").
+        ({"created_after": "last week"}, "created_after"),
+        ({"created_before": "foo"}, "created_before"),
         # Valid where written, out of range once the database gets them in UTC.
-        ({"created_after": "9999-12-31T23:59:59-14:00"}, "created"),
-        ({"created_before": "0001-01-01T00:00:00+05:00"}, "created"),
+        ({"created_after": "9999-12-31T23:59:59-14:00"}, "created_after"),
+        ({"created_before": "0001-01-01T00:00:00+05:00"}, "created_before"),
     ],
 )
 def test_bad_contact_filters_are_400(api, params, field):
     response = api.get("/api/contacts/", params)
 
     assert response.status_code == 400
-    assert field in response.data
+    assert set(response.data) == {field}
 
 
 def test_a_page_past_the_end_is_404(api):
@@ -375,3 +378,37 @@ def test_anonymous_cannot_send_or_read_contacts(db):
     assert (sent.status_code, listed.status_code) == (401, 401)
     assert sent["WWW-Authenticate"] == 'Bearer realm="api"'
     assert not Contact.objects.exists()
+
+
+def test_a_bot_sees_its_contact_and_its_operator_but_not_the_decision(bot_client, api):
+    source = SourceFactory()
+    ivan = OperatorFactory(name="Ivan")
+    OperatorSourceWeightFactory(source=source, operator=ivan)
+    OperatorSourceWeightFactory(source=source, operator__name="Maria", operator__is_active=False)
+    bot = bot_client(source)
+
+    created = bot.post("/api/contacts/", CONTACT, format="json")
+    read = bot.get(f"/api/contacts/{created.data['id']}/")
+    listed = bot.get("/api/contacts/")
+
+    assert created.status_code == 201
+    for body in (created.data, read.data, listed.data["results"][0]):
+        assert body["operator"] == {"id": ivan.pk, "name": "Ivan"}
+        assert body["decision"] is None
+    assert "Maria" not in created.content.decode() + read.content.decode()
+    # Staff still read why it went to Ivan and not to Maria.
+    staff_view = api.get(f"/api/contacts/{created.data['id']}/").data
+    assert {c["name"] for c in staff_view["decision"]["candidates"]} == {"Ivan", "Maria"}
+
+
+def test_an_operator_reads_its_contacts_without_the_decision():
+    operator = OperatorFactory(user=UserFactory())
+    contact = ContactFactory(open=True, operator=operator, decision={"strategy": "manual"})
+    client = APIClient()
+    client.force_authenticate(operator.user)
+
+    mine = client.get("/api/me/contacts/").data["results"]
+    closed = client.post(f"/api/contacts/{contact.pk}/close/").data
+
+    assert [row["decision"] for row in mine] == [None]
+    assert closed["decision"] is None
