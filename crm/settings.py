@@ -344,6 +344,20 @@ LEADS_DEFAULT_PHONE_REGION = env_str("LEADS_DEFAULT_PHONE_REGION", "RU")
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "handlers": {"console": {"class": "logging.StreamHandler"}},
+    "filters": {"refused_host": {"()": "core.logs.RefusedHost"}},
+    "handlers": {
+        "console": {"class": "logging.StreamHandler"},
+        "refused_host": {"class": "logging.StreamHandler", "filters": ["refused_host"]},
+    },
     "root": {"handlers": ["console"], "level": env_str("LOG_LEVEL", "INFO")},
+    "loggers": {
+        # Django's own console handler (DEBUG only) printed each line a second time
+        # beside the root's; one handler here.
+        "django": {"handlers": ["console"], "level": "INFO", "propagate": False},
+        # Every request is one line of crm.requests already: Django (and runserver's
+        # access log) add only its 5xx, with the traceback.
+        "django.request": {"handlers": ["console"], "level": "ERROR", "propagate": False},
+        "django.server": {"handlers": ["console"], "level": "ERROR", "propagate": False},
+        "django.security.DisallowedHost": {"handlers": ["refused_host"], "propagate": False},
+    },
 }

@@ -48,7 +48,7 @@ PHONE_NUMBERS = 10**7
 class SeedPlan:
     operators: int = 0
     sources: int = 0
-    weights_per_source: int = 0
+    weights_per_source: int | None = None  # None: DEFAULT_WEIGHTS_PER_SOURCE, at most all
     leads: int = 0
     contacts: int = 0
     days: int = 30  # historical contacts are spread over this many days before now
@@ -91,8 +91,11 @@ def seed_data(*, plan: SeedPlan, progress: Progress | None = None) -> SeedResult
     report = progress or no_progress
     operators = create_operators(count=plan.operators, rng=rng)
     sources = create_sources(count=plan.sources, rng=rng)
-    if plan.weights_per_source:
-        assign_weights(sources=sources, per_source=plan.weights_per_source, rng=rng)
+    per_source = plan.weights_per_source
+    if per_source is None:
+        per_source = min(DEFAULT_WEIGHTS_PER_SOURCE, Operator.objects.count())
+    if per_source:
+        assign_weights(sources=sources, per_source=per_source, rng=rng)
     lead_ids = create_leads(
         count=plan.leads, batch_size=plan.batch_size, writers=plan.writers, progress=report
     )
@@ -144,6 +147,11 @@ def create_sources(*, count: int, rng: random.Random) -> list[Source]:
         name = code.replace("-", " ").capitalize()
         sources.append(create_source(code=code, name=name, strategy=strategy))
     return sources
+
+
+# Operators on each new source when the plan names no number: enough that a source
+# survives an operator or two being away, few enough that weights still differ.
+DEFAULT_WEIGHTS_PER_SOURCE = 5
 
 
 def assign_weights(*, sources: Sequence[Source], per_source: int, rng: random.Random) -> None:

@@ -273,3 +273,15 @@ def test_demo_leaves_a_database_with_data_alone():
 
     assert "Demo operators" not in output
     assert Source.objects.count() == 0
+
+
+@pytest.mark.django_db
+def test_seed_without_weights_per_source_puts_five_operators_at_most_on_each_new_source():
+    seed("--operators=3", "--sources=2", "--leads=5", "--contacts=50", "--seed=4")
+
+    assert [source.weights.count() for source in Source.objects.all()] == [3, 3]
+    assert Contact.objects.count() == 50
+
+    seed("--operators=4", "--sources=1", "--seed=5")  # 7 operators in all now
+
+    assert Source.objects.order_by("id").last().weights.count() == 5

@@ -15,8 +15,9 @@ class Command(BaseCommand):
         parser.add_argument(
             "--weights-per-source",
             type=int,
-            default=0,
-            help="Operators given a weight (1-10) on each new source, drawn from all operators.",
+            default=None,
+            help="Operators given a weight (1-10) on each new source, drawn from all operators "
+            "(default: 5, at most the number of operators).",
         )
         parser.add_argument("--leads", type=int, default=0)
         parser.add_argument(
@@ -43,7 +44,7 @@ class Command(BaseCommand):
 
     def handle(self, *args: object, **options: object) -> None:
         counts = ("operators", "sources", "weights_per_source", "leads", "contacts", "days")
-        if any(options[name] < 0 for name in counts):
+        if any((options[name] or 0) < 0 for name in counts):
             raise CommandError("Counts must be zero or more.")
         if options["batch_size"] < 1 or options["writers"] < 1:
             raise CommandError("--batch-size and --writers must be at least one.")
