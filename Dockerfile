@@ -5,7 +5,8 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
     PIP_NO_CACHE_DIR=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1 \
     PORT=8000 \
-    PRODUCTION=1
+    PRODUCTION=1 \
+    COLLECTSTATIC=0
 
 WORKDIR /app
 
@@ -13,7 +14,8 @@ COPY requirements.txt .
 RUN pip install -r requirements.txt
 
 COPY . .
-# Static files are collected at build time and served by WhiteNoise from the image.
+# Static files are collected at build time (so the entrypoint need not: COLLECTSTATIC=0)
+# and served by WhiteNoise from the image.
 RUN SECRET_KEY=collectstatic-only python manage.py collectstatic --noinput \
     && useradd --system --uid 10001 --no-create-home crm
 

@@ -1,6 +1,7 @@
 #!/bin/sh
-# The container's entrypoint: apply migrations (waiting for the database to accept
-# connections), then replace this shell with gunicorn. Arguments, if any, run instead
+# The container's entrypoint, and the way to serve from a checkout: apply migrations
+# (waiting for the database to accept connections), collect static files, then replace
+# this shell with gunicorn. Arguments, if any, run instead
 # of gunicorn after the migrations (e.g. `manage.py createsuperuser`).
 set -eu
 cd "$(dirname "$0")/.."
@@ -15,6 +16,12 @@ until "$PYTHON" manage.py migrate --noinput; do
   attempt=$((attempt + 1))
   sleep 2
 done
+
+# Static files for WhiteNoise, into STATIC_ROOT: gunicorn serves none without them. The
+# image collects them when it is built (and sets COLLECTSTATIC=0); a checkout does it here.
+if [ "${COLLECTSTATIC:-1}" = "1" ]; then
+  "$PYTHON" manage.py collectstatic --noinput --verbosity 0
+fi
 
 if [ "$#" -gt 0 ]; then
   exec "$@"

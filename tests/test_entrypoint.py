@@ -7,6 +7,7 @@ set, as in CI's second run; otherwise a SQLite file).
 
 import json
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -67,6 +68,8 @@ def app_env(fresh_database_url, tmp_path) -> dict[str, str]:
         PORT=str(free_port()),
         WEB_CONCURRENCY="2",
         GUNICORN_ACCESS_LOG="",
+        # Collected from nothing, as in a fresh checkout.
+        STATIC_ROOT=str(tmp_path / "static"),
     )
     return env
 
@@ -146,6 +149,33 @@ def test_entrypoint_migrates_runs_commands_and_serves_with_gunicorn(app_env):
         os.killpg(server.pid, signal.SIGTERM)
         server.wait(timeout=30)
     assert server.returncode == 0
+
+
+def fetch(url: str) -> tuple[int, str, str]:
+    """Status, content type and body of a GET."""
+    with urllib.request.urlopen(url, timeout=10) as response:
+        return response.status, response.headers["Content-Type"], response.read().decode()
+
+
+def test_served_from_a_checkout_the_admin_has_its_styles_and_swagger_its_scripts(app_env):
+    """DEBUG off, nothing collected beforehand: the entrypoint collects the static files
+    and WhiteNoise serves them, so the admin is styled and Swagger UI is not blank."""
+    server = start_entrypoint(app_env)
+    try:
+        base = f"http://127.0.0.1:{app_env['PORT']}"
+        wait_for_health(f"{base}/health/", server)
+        login = fetch(f"{base}/admin/login/")[2]
+        docs = fetch(f"{base}/api/docs/")[2]
+        stylesheets = re.findall(r'<link rel="stylesheet" href="([^"]+)"', login)
+        scripts = re.findall(r'<script src="([^"]+)"', docs)
+        assert stylesheets and scripts
+        for path in stylesheets + scripts:
+            status, content_type, _ = fetch(base + path)
+            assert status == 200, path
+            assert content_type.split(";")[0] in {"text/css", "text/javascript"}, path
+    finally:
+        os.killpg(server.pid, signal.SIGTERM)
+        server.wait(timeout=30)
 
 
 def test_the_worker_runs_through_the_entrypoint_and_stops_cleanly_on_sigterm(app_env):
