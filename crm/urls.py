@@ -1,5 +1,6 @@
 from django.contrib import admin
 from django.urls import include, path, re_path
+from django.utils.translation import gettext_lazy
 from django.views.generic import RedirectView
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 from rest_framework.routers import DefaultRouter
@@ -17,6 +18,10 @@ from distribution.api.views import (
     SourceViewSet,
 )
 from distribution.api.webhooks import WebhookEndpointViewSet
+
+# The product's name in the admin's header and tab titles, as on the desk.
+admin.site.site_header = admin.site.site_title = gettext_lazy("Leads CRM")
+admin.site.index_title = gettext_lazy("Administration")
 
 router = DefaultRouter()
 router.register("operators", OperatorViewSet, basename="operator")

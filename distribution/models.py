@@ -71,7 +71,9 @@ class Operator(models.Model):
 
     name = models.CharField(max_length=200)
     is_active = models.BooleanField(
-        default=True, help_text="On the team at all; staff's switch, unlike the status."
+        "active",
+        default=True,
+        help_text="On the team at all; staff's switch, unlike the status.",
     )
     max_open_contacts = models.PositiveIntegerField(
         default=10,
@@ -239,7 +241,7 @@ class Source(models.Model):
 
     code = models.SlugField(max_length=64, unique=True, help_text="What a bot sends.")
     name = models.CharField(max_length=200)
-    is_active = models.BooleanField(default=True)
+    is_active = models.BooleanField("active", default=True)
     strategy = models.CharField(
         max_length=32, choices=Strategy.choices, default=Strategy.WEIGHTED_RANDOM
     )

@@ -69,7 +69,7 @@ class WebhookEndpoint(models.Model):
     event_types = models.JSONField(
         default=list, blank=True, help_text="Event types it gets; none: all."
     )
-    is_active = models.BooleanField(default=True)
+    is_active = models.BooleanField("active", default=True)
     description = models.CharField(max_length=200, blank=True)
     created_at = models.DateTimeField(default=timezone.now, editable=False)
     next_attempt_at = models.DateTimeField(default=timezone.now, editable=False)

@@ -35,7 +35,9 @@ def admin_browser(browser: WebDriver, live_server, django_user_model) -> WebDriv
     browser.find_element(By.NAME, "username").send_keys("boss")
     browser.find_element(By.NAME, "password").send_keys("boss-password")
     browser.find_element(By.CSS_SELECTOR, "input[type=submit]").click()
-    WebDriverWait(browser, 10).until(expected_conditions.title_contains("Site administration"))
+    WebDriverWait(browser, 10).until(
+        expected_conditions.title_contains("Administration | Leads CRM")
+    )
     return browser
 
 

@@ -223,7 +223,7 @@ def test_staff_follow_the_board_from_the_admin_and_watch_a_queue_grow(
     browser.find_element(By.NAME, "username").send_keys("supervisor")
     browser.find_element(By.NAME, "password").send_keys("staff-password")
     browser.find_element(By.CSS_SELECTOR, "input[type=submit]").click()
-    wait_for(browser, expected_conditions.title_contains("Site administration"))
+    wait_for(browser, expected_conditions.title_contains("Administration | Leads CRM"))
     browser.find_element(By.LINK_TEXT, "Board").click()
 
     wait_for(

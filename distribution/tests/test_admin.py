@@ -525,3 +525,14 @@ def test_distribution_page_needs_a_staff_login(client):
 
     assert response.status_code == 302
     assert response["Location"].startswith(reverse("admin:login"))
+
+
+def test_the_admin_says_the_products_name_and_filters_read_as_headings(admin_client):
+    OperatorFactory()
+
+    page = admin_client.get(OPERATORS).content.decode()
+
+    assert "Leads CRM" in page
+    assert "Django administration" not in page
+    assert "By is active" not in page
+    assert "<summary>Active</summary>" in page
