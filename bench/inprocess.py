@@ -6,9 +6,10 @@ then for each of --rounds rounds closes the contacts earlier rounds opened (and
 vacuums), sends --requests intakes of bench.load's mix one after another, and prints
 the CPU per intake of this process and of its PostgreSQL backend. --profile prints
 cProfile's heaviest functions (by CPU) for one round instead. Drops the database at
-the end.
+the end. `--mix` measures bench.run's `mix` instead: its database (100k stored
+contacts, sources of two sizes) and its intake (a third from returning leads).
 
-    .venv/bin/python -m bench.inprocess [--rounds 3] [--requests 2000] [--profile]
+    .venv/bin/python -m bench.inprocess [--rounds 3] [--requests 2000] [--profile] [--mix]
 """
 
 import argparse
@@ -30,9 +31,12 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--requests", type=int, default=2000)
     parser.add_argument("--profile", action="store_true", help="cProfile one round.")
+    parser.add_argument("--mix", action="store_true", help="bench.run's mix.")
     args = parser.parse_args()
     run.setup_django()
-    with run.seeded_database(0) as keys:
+    with run.seeded_database(run.MIX_HISTORY if args.mix else 0) as keys:
+        if args.mix:
+            print(run.set_source_units(), flush=True)
         measure(keys, args)
 
 
@@ -42,7 +46,9 @@ def measure(keys: Path, args: argparse.Namespace) -> None:
     from bench.load import Requests, read_keys
     from crm.wsgi import application
 
-    requests = Requests("intake", read_keys(str(keys)), run.SETUP["leads"], f"ip{os.getpid()}")
+    returning = run.MIX_RETURNING if args.mix else None
+    tag = f"ip{os.getpid()}"
+    requests = Requests("intake", read_keys(str(keys)), run.SETUP["leads"], tag, returning)
 
     def intake() -> None:
         status = []

@@ -13,6 +13,11 @@ benchmark can show it was not the bottleneck.
 
     python -m bench.load intake --port 8500 --concurrency 32 --duration 10 \
         --keys keys.txt --leads 200000 --tag run1
+
+`--requests N` sends exactly N requests instead (the duration is ignored). `--returning
+SHARE --pool FILE` is bench.run's `mix`: that share of the intakes come back from leads
+sent earlier in the run (by any load process given the same pool file), each to the
+source it first came through; the rest are new leads.
 """
 
 import argparse
@@ -44,22 +49,46 @@ class Results:
 
 
 class Requests:
-    """Builds the raw HTTP requests: the intake's mix of leads and sources, or health."""
+    """Builds the raw HTTP requests: the intake's mix of leads and sources, or health.
 
-    def __init__(self, kind: str, keys: list[tuple[str, str]], leads: int, tag: str) -> None:
+    With `returning` (a share) the mix is bench.run's `mix` instead: that share from
+    leads in `pool` ([source index, external id] of leads sent earlier, which new leads
+    join), each to the source it first came through, the rest new leads. A returning
+    lead is never one of the last `in_flight` sent: with that many clients, the others
+    have had their answer, so the lead is stored.
+    """
+
+    def __init__(
+        self,
+        kind: str,
+        keys: list[tuple[str, str]],
+        leads: int,
+        tag: str,
+        returning: float | None = None,
+        pool: list[list] | None = None,
+        in_flight: int = 0,
+    ) -> None:
         self.kind, self.keys, self.leads, self.tag = kind, keys, leads, tag
+        self.returning = returning
+        self.pool = [] if pool is None else pool
+        self.in_flight = in_flight
         self.rng = random.Random()
         self.sent = 0
+        self.returned = 0  # intakes from returning leads of the pool
 
     def next(self) -> bytes:
         if self.kind == "health":
             return b"GET /health/ HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n"
         self.sent += 1
-        code, key = self.keys[self.rng.randrange(len(self.keys))]
+        if self.returning is None:
+            source, lead = self.rng.randrange(len(self.keys)), self._lead()
+        else:
+            source, lead = self._mixed()
+        code, key = self.keys[source]
         body = json.dumps(
             {
                 "source": code,
-                "lead": self._lead(),
+                "lead": lead,
                 "payload": {"text": "Hello, how much is delivery?", "n": self.sent},
             }
         ).encode()
@@ -69,6 +98,19 @@ class Requests:
             f"Content-Length: {len(body)}\r\n\r\n"
         )
         return head.encode() + body
+
+    def _mixed(self) -> tuple[int, dict[str, str]]:
+        """A returning lead of the pool (to its first source) or a new one (joins it)."""
+        answered = len(self.pool) - self.in_flight
+        if answered > 0 and self.rng.random() < self.returning:
+            self.returned += 1
+            source, external_id = self.pool[self.rng.randrange(answered)]
+            return source, {"external_id": external_id}
+        source = self.rng.randrange(len(self.keys))
+        external_id = f"bench-{self.tag}-{self.sent}"
+        self.pool.append([source, external_id])
+        lead = {"external_id": external_id, "email": f"{external_id}@example.com"}
+        return source, {**lead, "name": "Bench lead"}
 
     def _lead(self) -> dict[str, str]:
         if not self.leads or self.rng.random() < NEW_LEAD_SHARE:
@@ -146,8 +188,19 @@ def run(args: argparse.Namespace, requests: Requests) -> dict:
     cpu_started = time.process_time()
     started = time.perf_counter()
     deadline = started + args.duration
+    # With a number of requests: send exactly that many, however long they take.
+    left = args.requests if args.requests else None
+
+    def more() -> bool:
+        nonlocal left
+        if left is None:
+            return time.perf_counter() < deadline
+        left -= 1
+        return left >= 0
+
     for _ in range(args.concurrency):
-        Exchange(selector, args.port, requests.next())
+        if more():
+            Exchange(selector, args.port, requests.next())
     while selector.get_map():
         for key, events in selector.select(timeout=1):
             exchange = key.data
@@ -156,7 +209,7 @@ def run(args: argparse.Namespace, requests: Requests) -> dict:
             now = time.perf_counter()
             results.latencies.append(now - exchange.started)
             results.statuses[exchange.status] += 1
-            if now < deadline:
+            if more():
                 Exchange(selector, args.port, requests.next())
     elapsed = time.perf_counter() - started
     latencies = sorted(results.latencies)
@@ -168,6 +221,7 @@ def run(args: argparse.Namespace, requests: Requests) -> dict:
         "p95": percentile(latencies, 95),
         "p99": percentile(latencies, 99),
         "cpu_seconds": time.process_time() - cpu_started,
+        "returning": requests.returned,
     }
 
 
@@ -192,10 +246,27 @@ def main() -> None:
     parser.add_argument("--keys", help="Lines of `source_code api_key` (intake).")
     parser.add_argument("--leads", type=int, default=0, help="Seeded leads seed-1..N.")
     parser.add_argument("--tag", default="x", help="Makes new leads' identifiers unique.")
+    parser.add_argument("--requests", type=int, default=0, help="Send this many, not --duration.")
+    parser.add_argument("--returning", type=float, help="Share from leads of --pool (mix).")
+    parser.add_argument("--pool", help="JSON file of the leads sent so far (read, then written).")
     args = parser.parse_args()
     keys = read_keys(args.keys) if args.kind == "intake" else []
-    requests = Requests(args.kind, keys, args.leads, args.tag)
+    pool = read_pool(args.pool) if args.pool else None
+    requests = Requests(
+        args.kind, keys, args.leads, args.tag, args.returning, pool, in_flight=args.concurrency
+    )
     json.dump(run(args, requests), sys.stdout)
+    if args.pool:
+        with open(args.pool, "w") as out:
+            json.dump(requests.pool, out)
+
+
+def read_pool(path: str) -> list[list]:
+    try:
+        with open(path) as pool:
+            return json.load(pool)
+    except FileNotFoundError:
+        return []
 
 
 if __name__ == "__main__":

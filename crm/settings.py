@@ -104,6 +104,8 @@ INSTALLED_APPS = [
     "django.contrib.sessions",
     "django.contrib.messages",
     "django.contrib.staticfiles",
+    # Trigram indexes on UPPER(column) for lead search (OpClass in Lead.Meta.indexes).
+    "django.contrib.postgres",
     "rest_framework",
     "rest_framework.authtoken",
     "django_filters",
@@ -307,9 +309,36 @@ BURST_WINDOW_MINUTES = env_int("BURST_WINDOW_MINUTES", 10)
 if BURST_WINDOW_MINUTES <= 0 or (BURST_LIMIT is not None and BURST_LIMIT < 0):
     raise ImproperlyConfigured("BURST_WINDOW_MINUTES must be positive, BURST_LIMIT not negative.")
 
-# Requests per source for bots' API keys (all keys of one source share it). Counted in
-# the default cache: per process unless CACHES points at a shared one.
+# Requests per source for bots' API keys (all keys of one source share it), counted in
+# the default cache below, which every worker and host share.
 API_BOT_THROTTLE_RATE = env_rate("API_BOT_THROTTLE_RATE", "600/min")
+
+
+def cache_settings(redis_url: str) -> dict:
+    """Redis where REDIS_URL names one; otherwise a table in the database (created by the
+    migration distribution.0013, or `manage.py createcachetable` after a switch)."""
+    if not redis_url:
+        return {
+            "BACKEND": "django.core.cache.backends.db.DatabaseCache",
+            "LOCATION": "crm_cache",
+            # A row per source's throttle. Past this many, each write deletes a third of
+            # the rows, and with them those sources' counts.
+            "OPTIONS": {"MAX_ENTRIES": 10_000},
+        }
+    if not redis_url.startswith(("redis://", "rediss://", "unix://")):
+        raise ImproperlyConfigured(
+            "REDIS_URL must be redis://host:6379/0, rediss://... or unix://..., "
+            f"got {redis_url.split('://')[0]}://..."
+        )
+    return {
+        "BACKEND": "django.core.cache.backends.redis.RedisCache",
+        "LOCATION": redis_url,
+        # An unreachable Redis fails a bot's request within a second, not the TCP timeout.
+        "OPTIONS": {"socket_connect_timeout": 1, "socket_timeout": 1},
+    }
+
+
+CACHES = {"default": cache_settings(env_str("REDIS_URL", ""))}
 
 SPECTACULAR_SETTINGS = {
     "TITLE": "Lead distribution API",

@@ -17,6 +17,9 @@ urlpatterns = [
     path("contacts/<int:contact_id>/hand-back/", views.hand_back, name="hand-back"),
     path("board/", views.board, name="board"),
     path("board/live/", views.board_live, name="board-live"),
+    path("queue/", views.queue, name="queue"),
+    path("queue/<int:contact_id>/assign/", views.queue_assign, name="queue-assign"),
+    path("queue/<int:contact_id>/close/", views.queue_close, name="queue-close"),
     path(
         "login/",
         auth_views.LoginView.as_view(

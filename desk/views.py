@@ -26,6 +26,7 @@ from django_htmx.http import HttpResponseClientRedirect
 
 from core.errors import Conflict
 from desk.board import assignment_reason, read_board
+from desk.queue import read_queue
 from desk.timeline import operator_timeline
 from distribution import contacts, offers, operators, queries
 from distribution.api.authentication import signed_in_operator
@@ -328,3 +329,71 @@ def _live(request: HttpRequest, template: str, context: dict) -> HttpResponse:
     if request.GET.get("version") == context["version"]:
         return HttpResponse(status=204)
     return render(request, template, context)
+
+
+@require_GET
+@staff_view
+def queue(request: HttpRequest) -> HttpResponse:
+    """Every source's waiting contacts, oldest first, why nobody took them, and who could."""
+    now = timezone.now()
+    return render(request, "desk/queue.html", {"queue": read_queue(now), "now": now})
+
+
+class AssignForm(forms.Form):
+    operator = forms.ModelChoiceField(queryset=Operator.objects.all())
+
+
+@require_POST
+@staff_view
+def queue_assign(request: HttpRequest, contact_id: int) -> HttpResponse:
+    """Give a waiting contact to the operator staff chose: the flow says if it cannot be."""
+    contact = get_object_or_404(Contact.objects.select_related("operator"), pk=contact_id)
+    form = AssignForm(request.POST)
+    if not form.is_valid():
+        messages.error(request, _("Choose who takes contact #%(id)d.") % {"id": contact.pk})
+    elif refusal := _no_longer_waiting(contact):
+        messages.error(request, refusal)
+    else:
+        try:
+            contact = contacts.reassign_contact(
+                contact=contact, operator=form.cleaned_data["operator"]
+            )
+        except Conflict as refusal:
+            messages.error(request, _("Not assigned: %(reason)s") % {"reason": refusal})
+        else:
+            messages.success(
+                request,
+                _("Contact #%(id)d assigned to %(operator)s.")
+                % {"id": contact.pk, "operator": contact.operator.name},
+            )
+    return redirect("desk:queue")
+
+
+@require_POST
+@staff_view
+def queue_close(request: HttpRequest, contact_id: int) -> HttpResponse:
+    contact = get_object_or_404(Contact.objects.select_related("operator"), pk=contact_id)
+    if refusal := _no_longer_waiting(contact):
+        messages.error(request, refusal)
+        return redirect("desk:queue")
+    try:
+        contacts.close_contact(contact=contact)
+    except Conflict as refusal:
+        messages.error(request, _("Not closed: %(reason)s") % {"reason": refusal})
+    else:
+        messages.success(request, _("Contact #%(id)d closed.") % {"id": contact.pk})
+    return redirect("desk:queue")
+
+
+def _no_longer_waiting(contact: Contact) -> str:
+    """Why an action from the queue page no longer applies: the contact was given to
+    someone or closed since the page was drawn ("" while it still waits). The flows
+    would move or close it anyway; staff asked about a waiting contact."""
+    if contact.status == Contact.Status.WAITING:
+        return ""
+    if contact.status == Contact.Status.CLOSED:
+        return _("Contact #%(id)d is no longer waiting: it was closed.") % {"id": contact.pk}
+    return _("Contact #%(id)d is no longer waiting: it went to %(operator)s.") % {
+        "id": contact.pk,
+        "operator": contact.operator.name,
+    }

@@ -340,6 +340,9 @@ class OperatorSourceWeight(models.Model):
     # Smooth weighted round-robin state of this operator on this source; only the
     # engine writes it, while holding the operator's row lock.
     round_robin_credit = models.BigIntegerField(default=0, editable=False)
+    # When the operator joined the source: set once, when the pair is created (a weight
+    # change keeps it). The distribution report measures its share from then on.
+    since = models.DateTimeField(default=timezone.now, editable=False)
 
     objects = OperatorSourceWeightQuerySet.as_manager()
 
@@ -394,6 +397,15 @@ class SourceApiKey(models.Model):
     key_hash = models.CharField(max_length=64, editable=False)
     created_at = models.DateTimeField(auto_now_add=True)
     revoked_at = models.DateTimeField(null=True, blank=True, editable=False)
+    # When a bot last authenticated with it, to the minute: stored at most once a minute
+    # per key (distribution.api.authentication.note_key_use), not on every request.
+    last_used_at = models.DateTimeField(
+        "last used",
+        null=True,
+        blank=True,
+        editable=False,
+        help_text="When a bot last sent this key, to the minute; empty if never.",
+    )
 
     class Meta:
         ordering = ["source_id", "id"]

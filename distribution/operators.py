@@ -207,14 +207,16 @@ def delete_operator(*, operator: Operator) -> None:
 
 @transaction.atomic
 def set_operator_weights(
-    *, operator: Operator, weights: dict[int, int]
+    *, operator: Operator, weights: dict[int, int], since: datetime | None = None
 ) -> list[OperatorSourceWeight]:
     """Replace the whole weight list of an operator ({source_id: weight}, weights > 0).
 
     The operator's row lock keeps picks on its sources from seeing half of the change
     (the engine locks the same row before reading weights). If any weight was added
-    or changed, the operator then takes the waiting contacts it can serve.
+    or changed, the operator then takes the waiting contacts it can serve. A source new
+    to the operator is joined at `since` (default now); a changed weight keeps its time.
     """
+    joined = since or timezone.now()
     lock_operators(operator_ids=[operator.pk])
     before = dict(operator.weights.values_list("source_id", "weight"))
     known = set(Source.objects.filter(id__in=list(weights)).values_list("id", flat=True))
@@ -223,7 +225,10 @@ def set_operator_weights(
     operator.weights.exclude(source_id__in=list(weights)).delete()
     for source_id, weight in weights.items():
         OperatorSourceWeight.objects.update_or_create(
-            operator=operator, source_id=source_id, defaults={"weight": weight}
+            operator=operator,
+            source_id=source_id,
+            defaults={"weight": weight},
+            create_defaults={"weight": weight, "since": joined},
         )
     changed = [
         source_id for source_id, weight in weights.items() if before.get(source_id) != weight

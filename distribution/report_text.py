@@ -4,6 +4,8 @@ import json
 from collections.abc import Sequence
 from datetime import datetime
 
+from django.utils import timezone
+
 from distribution.api.serializers import DistributionReportSerializer
 from distribution.eligibility import is_at_limit
 from distribution.reports import OperatorShare, SourceReport
@@ -27,21 +29,25 @@ def report_lines(report: Sequence[SourceReport]) -> list[str]:
             f"{source.assigned} assigned{returning}, {source.waiting} waiting"
         )
         lines.append(HEADER)
-        lines += [_operator_line(row) for row in source.operators]
+        lines += [_operator_line(row, source) for row in source.operators]
         if not source.operators:
             lines.append("  (no operator)")
         lines.append("")
     return lines
 
 
-def _operator_line(row: OperatorShare) -> str:
+def _operator_line(row: OperatorShare, source: SourceReport) -> str:
+    """Target is what its weight gave it over its time on the source, as on the page."""
     actual = "-" if row.actual_share is None else f"{100 * row.actual_share:.1f}%"
     flags = "" if row.is_active else "  inactive"
     if row.is_active and is_at_limit(row.load, row.limit):
         flags = "  at the limit"
+    if row.joined_at is not None and row.share_base < source.assigned:
+        joined = timezone.localtime(row.joined_at).strftime("%Y-%m-%d %H:%M")
+        flags += f"  joined {joined}: shares of the {row.share_base} since"
     load = f"{row.load}/{row.limit}"
     return (
-        f"  {row.name[:28]:<28} {row.weight:>6} {100 * row.target_share:>6.1f}% {actual:>7} "
+        f"  {row.name[:28]:<28} {row.weight:>6} {100 * row.expected_share:>6.1f}% {actual:>7} "
         f"{row.assigned:>9} {row.returning:>9} {load:>11}{flags}"
     )
 

@@ -372,6 +372,11 @@ def create_history(
         writer.close()
     # The engine keeps stored loads as it assigns; rows written here are counted once.
     Operator.objects.update(open_load=counted_load("pk"))
+    # The history says these operators were on their sources from its start: their
+    # shares (the distribution report) are measured from when they joined.
+    OperatorSourceWeight.objects.filter(
+        source_id__in=[pool.source_id for pool in pools], since__gt=start
+    ).update(since=start)
     return opened
 
 

@@ -1,5 +1,7 @@
 """Staff changes to sources: their fields, their operators' weights and their bots' keys."""
 
+from datetime import datetime
+
 from django.db import IntegrityError, transaction
 from django.db.models import ProtectedError
 from django.utils import timezone
@@ -124,13 +126,19 @@ def delete_source(*, source: Source) -> None:
 
 
 @transaction.atomic
-def set_source_weights(*, source: Source, weights: dict[int, int]) -> list[OperatorSourceWeight]:
+def set_source_weights(
+    *, source: Source, weights: dict[int, int], since: datetime | None = None
+) -> list[OperatorSourceWeight]:
     """Replace the whole weight list of a source ({operator_id: weight}, weights > 0).
 
     The operators involved, before and after, are locked in id order first, so no
     pick on this source sees half of the change. Operators that gained a weight then
-    take the waiting contacts they can serve.
+    take the waiting contacts they can serve. An operator new to the source joins it
+    at `since` (default now; a seed that writes past history may backdate it); a
+    changed weight keeps the pair's time, which the distribution report measures its
+    share from.
     """
+    joined = since or timezone.now()
     locked = lock_operators(operator_ids=weights, source=source)
     if missing := set(weights) - set(locked):
         raise Conflict(f"Unknown operators: {sorted(missing)}.")
@@ -138,7 +146,10 @@ def set_source_weights(*, source: Source, weights: dict[int, int]) -> list[Opera
     source.weights.exclude(operator_id__in=list(weights)).delete()
     for operator_id, weight in weights.items():
         OperatorSourceWeight.objects.update_or_create(
-            source=source, operator_id=operator_id, defaults={"weight": weight}
+            source=source,
+            operator_id=operator_id,
+            defaults={"weight": weight},
+            create_defaults={"weight": weight, "since": joined},
         )
     if before != weights:
         restart_round_robin(source_ids=[source.pk])

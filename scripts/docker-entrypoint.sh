@@ -17,6 +17,10 @@ until "$PYTHON" manage.py migrate --noinput; do
   sleep 2
 done
 
+# The database cache's table, where bots' throttles count (without REDIS_URL): the
+# migrations make it; this makes it again for a deployment that dropped REDIS_URL since.
+"$PYTHON" manage.py createcachetable
+
 # Static files for WhiteNoise, into STATIC_ROOT: gunicorn serves none without them. The
 # image collects them when it is built (and sets COLLECTSTATIC=0); a checkout does it here.
 if [ "${COLLECTSTATIC:-1}" = "1" ]; then

@@ -159,3 +159,136 @@ def test_a_contacts_page_shows_its_timeline_with_the_decision_at_each_step(
         timeline,
     )
     assert sideways <= 0
+
+
+def test_staff_reassign_a_contact_to_one_of_its_sources_operators(
+    admin_browser: WebDriver, live_server
+):
+    """The contact's page names each operator of the source with its load, says who
+    cannot take it and why, and gives it to the one clicked; the list's action offers
+    only operators on a source, labelled with their load."""
+    from tests.test_browser_desk import screenshots
+
+    source = SourceFactory(code="telegram-bot", name="Telegram bot")
+    ivan = OperatorSourceWeightFactory(
+        source=source, operator__name="Ivan Petrov", operator__max_open_contacts=5
+    ).operator
+    maria = OperatorSourceWeightFactory(
+        source=source, operator__name="Maria", operator__max_open_contacts=3
+    ).operator
+    OperatorSourceWeightFactory(
+        source=source, operator__name="Oleg", operator__status="away", operator__max_open_contacts=4
+    )
+    OperatorSourceWeightFactory(operator__name="Vera")  # another source's
+    contact = ContactFactory(open=True, source=source, operator=ivan)
+    ContactFactory(open=True, source=source, operator=maria)
+
+    admin_browser.get(f"{live_server.url}/admin/distribution/contact/{contact.pk}/change/")
+    block = WebDriverWait(admin_browser, 10).until(
+        expected_conditions.visibility_of_element_located((By.ID, "reassign"))
+    )
+
+    rows = [row.text.split("\n") for row in block.find_elements(By.CSS_SELECTOR, ".reassign-row")]
+    assert rows == [
+        ["Maria", "1 / 3", "Give it to Maria"],
+        ["Ivan Petrov", "1 / 5", "The contact is already with Ivan Petrov."],
+        ["Oleg", "0 / 4", "Oleg is away."],
+    ]
+    screenshots(admin_browser, "admin-contact-reassign")
+
+    block.find_element(By.XPATH, ".//button[text()='Give it to Maria']").click()
+    message = WebDriverWait(admin_browser, 10).until(
+        expected_conditions.visibility_of_element_located((By.CSS_SELECTOR, ".messagelist"))
+    )
+
+    assert message.text == f"Contact #{contact.pk} reassigned to Maria."
+    contact.refresh_from_db()
+    assert contact.operator == maria
+    assert (
+        "The contact is already with Maria."
+        in admin_browser.find_element(By.ID, f"reassign-{maria.pk}").text
+    )
+
+    admin_browser.get(f"{live_server.url}/admin/distribution/contact/")
+    choices = [
+        (option.text, option.is_enabled())
+        for option in admin_browser.find_elements(By.CSS_SELECTOR, "select[name=operator] option")
+    ]
+    assert choices == [
+        ("whoever the source's rule picks", True),
+        ("Ivan Petrov — 0 / 5", True),
+        ("Maria — 2 / 3", True),
+        ("Oleg — away (0 / 4)", False),
+        ("Vera — 0 / 10", True),
+    ]
+    screenshots(admin_browser, "admin-contacts-reassign-action")
+
+
+def test_the_distribution_page_measures_a_late_joiner_and_fits_a_phone(
+    admin_browser: WebDriver, live_server
+):
+    """Maria joined the Telegram bot yesterday: her share is of the contacts since, on
+    target; the chart and its table show the contacts per hour; at 400 px the page
+    does not scroll sideways (each operator a card, the period's fields wrapped)."""
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from tests.test_browser_desk import screenshots
+
+    now = timezone.now()
+    source = SourceFactory(code="telegram-bot", name="Telegram bot")
+    ivan = OperatorSourceWeightFactory(
+        source=source, operator__name="Ivan Petrov", since=now - timedelta(days=30)
+    ).operator
+    for hours in range(30, 150, 7):
+        ContactFactory(
+            closed=True, source=source, operator=ivan, assigned_at=now - timedelta(hours=hours)
+        )
+    maria = OperatorSourceWeightFactory(
+        source=source, operator__name="Maria Sokolova", since=now - timedelta(hours=20)
+    ).operator
+    for hours in (2, 5, 9, 14):
+        for operator in (ivan, maria):
+            ContactFactory(
+                closed=True,
+                source=source,
+                operator=operator,
+                assigned_at=now - timedelta(hours=hours),
+            )
+    ContactFactory(closed=True, source=source, operator=ivan, by_owner=True)
+    ContactFactory(source=source)
+    OperatorSourceWeightFactory(source__code="site-form", operator=maria)
+
+    admin_browser.get(f"{live_server.url}/admin/distribution/source/distribution/")
+    card = WebDriverWait(admin_browser, 10).until(
+        expected_conditions.visibility_of_element_located((By.ID, "source-telegram-bot"))
+    )
+
+    cells = [
+        [cell.text for cell in row.find_elements(By.TAG_NAME, "td")]
+        for row in card.find_elements(By.CSS_SELECTOR, ".dist-table tbody tr")
+    ]
+    assert [row[0].splitlines()[0] for row in cells] == ["Ivan Petrov", "Maria Sokolova"]
+    assert cells[1][3:6] == ["50.0%", "50.0%", "+0.0"]
+    assert "on this source since" in cells[1][0]
+    figure = admin_browser.find_element(By.ID, "chart-telegram-bot")
+    chart = figure.find_element(By.CSS_SELECTOR, "svg.chart-bars")
+    assert chart.size["width"] > 1000 and chart.size["height"] == 120
+    assert "27 in all, at most 2 in an hour" in figure.text
+    figure.find_element(By.CSS_SELECTOR, ".chart-numbers summary").click()
+    numbers = [row.text for row in figure.find_elements(By.CSS_SELECTOR, ".chart-numbers tbody tr")]
+    assert len(numbers) == 18 + 4 + 1  # Ivan alone, then the two of them, the returning
+    assert numbers[-2].endswith(" 2 0") and numbers[-1].endswith(" 0 1")
+    assert figure.find_element(By.CSS_SELECTOR, ".chart-numbers tfoot").text == "In all 26 1"
+    quiet = admin_browser.find_element(By.ID, "chart-site-form")
+    assert "No contact was given to an operator in this period." in quiet.text
+
+    desktop, phone = screenshots(admin_browser, "admin-distribution")
+
+    assert desktop.stat().st_size > 10_000 and phone.stat().st_size > 10_000
+    admin_browser.set_window_size(400, 1000)
+    for element in admin_browser.find_elements(
+        By.CSS_SELECTOR, "input[type=date], svg.chart-bars, .dist-table tbody tr"
+    ):
+        assert element.rect["x"] + element.rect["width"] <= 400, element.tag_name

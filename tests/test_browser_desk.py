@@ -15,7 +15,7 @@ from selenium.common.exceptions import StaleElementReferenceException
 from selenium.webdriver.common.by import By
 from selenium.webdriver.remote.webdriver import WebDriver
 from selenium.webdriver.support import expected_conditions
-from selenium.webdriver.support.ui import WebDriverWait
+from selenium.webdriver.support.ui import Select, WebDriverWait
 
 from distribution import operators
 from distribution.contacts import register_contact
@@ -412,3 +412,86 @@ def test_operator_reads_the_steps_of_a_contact_passed_on_to_it(
     # Another operator's name, its reason and the engine's decision stay off the desk.
     assert "Ivan" not in page and "Moscow" not in page and "round_robin" not in page
     screenshots(browser, "desk-contact-timeline")
+
+
+def test_staff_give_a_waiting_contact_to_someone_who_can_take_it_and_close_another(
+    browser: WebDriver, live_server, telegram
+):
+    """The queue page: sources by priority, why each contact waits, who could take it,
+    and the two actions, at a desktop's width and a phone's."""
+    telegram.sticky, telegram.priority = "require", 1
+    telegram.save()
+    ivan = OperatorFactory(name="Ivan Petrov", max_open_contacts=1)
+    OperatorSourceWeightFactory(operator=ivan, source=telegram)
+    anna = build_identity(phone="+79161234567", name="Anna Lead")
+    register_contact(source=telegram, identity=anna)  # Ivan's: Anna is his lead now
+    maria = OperatorFactory(name="Maria", max_open_contacts=5)
+    OperatorSourceWeightFactory(operator=maria, source=telegram)
+    oleg = OperatorFactory(name="Oleg", status=Operator.Status.AWAY)
+    OperatorSourceWeightFactory(operator=oleg, source=telegram)
+    # Anna writes again: the source waits for Ivan, who is full, though Maria has room.
+    sticky = register_contact(source=telegram, identity=anna, payload={"text": "Hello again"})
+    assert sticky.waits_for == ivan
+    # Nobody works the web form: its contact waits for anyone at all.
+    lonely = register_contact(
+        source=SourceFactory(code="web-form", name="Web form"),
+        identity=build_identity(email="konstantin.konstantinopolsky@example.com"),
+        payload={"text": "Prices for 40 chairs, delivered to Kazan, " * 6},
+    )
+    SourceFactory(code="quiet-bot", name="Quiet bot")
+    StaffUserFactory(username="supervisor")
+
+    browser.get(f"{live_server.url}/admin/login/")
+    browser.find_element(By.NAME, "username").send_keys("supervisor")
+    browser.find_element(By.NAME, "password").send_keys("staff-password")
+    browser.find_element(By.CSS_SELECTOR, "input[type=submit]").click()
+    wait_for(browser, expected_conditions.title_contains("Administration | Leads CRM"))
+    click_through(browser, "#distribution-module a[href='/desk/queue/']")
+
+    assert browser.title == "Waiting queue · Leads CRM"
+    assert browser.find_element(By.ID, "queue-total").text == "2 contacts waiting"
+    sections = browser.find_elements(By.CSS_SELECTOR, "section.queue-source")
+    assert [section.get_attribute("id") for section in sections] == [
+        "queue-telegram-bot",  # priority 1
+        "queue-quiet-bot",
+        "queue-web-form",
+    ]
+    assert text_of("#queue-quiet-bot")(browser).endswith("Nobody is waiting.")
+    card = browser.find_element(By.ID, f"waiting-{sticky.pk}")
+    assert card.find_element(By.CSS_SELECTOR, ".waits-for").text.startswith(
+        "Waits for Ivan Petrov, the lead's own operator, until "
+    )
+    assert card.find_element(By.CSS_SELECTOR, ".reasons").text == (
+        "The lead's own operator: Ivan Petrov is at the limit (1 / 1 open)."
+    )
+    choices = [
+        (option.text, option.is_enabled())
+        for option in card.find_elements(By.CSS_SELECTOR, "select[name=operator] option")
+    ]
+    assert choices == [
+        ("Assign to…", True),
+        ("Maria — 0 / 5", True),
+        ("Ivan Petrov — no room (1 / 1)", False),
+        ("Oleg — away (0 / 10)", False),
+    ]
+    assert browser.find_element(By.CSS_SELECTOR, f"#waiting-{lonely.pk} .reasons").text == (
+        "No operator served the source."
+    )
+    screenshots(browser, "queue")
+
+    Select(card.find_element(By.NAME, "operator")).select_by_visible_text("Maria — 0 / 5")
+    click_through(browser, f"#waiting-{sticky.pk} button.primary")
+
+    assert message(browser) == f"Contact #{sticky.pk} assigned to Maria."
+    assert browser.find_elements(By.ID, f"waiting-{sticky.pk}") == []
+    assert text_of("#queue-telegram-bot .waiting-count")(browser) == "0"
+    sticky.refresh_from_db()
+    assert (sticky.status, sticky.operator) == (Contact.Status.OPEN, maria)
+
+    click_through(browser, f"#waiting-{lonely.pk} .actions form:last-child button")
+
+    assert message(browser) == f"Contact #{lonely.pk} closed."
+    assert browser.find_element(By.ID, "queue-total").text == "Nobody is waiting."
+    lonely.refresh_from_db()
+    assert lonely.status == Contact.Status.CLOSED
+    screenshots(browser, "queue-empty")

@@ -1,31 +1,38 @@
 """The admin for leads and contacts.
 
 A contact's lead, source, operator, status and timestamps are read-only here: a
-contact changes only through the close and reassign actions, which call the flows in
-distribution.contacts and report what they refused.
+contact changes only through the close and reassign actions and its page's Reassign
+buttons, which call the flows in distribution.contacts and report what they refused.
 """
 
+from dataclasses import dataclass, replace
 from functools import reduce
 from operator import or_
 
 from django import forms
 from django.contrib import admin, messages
 from django.contrib.admin.helpers import ActionForm
-from django.core.exceptions import ValidationError
+from django.contrib.admin.utils import unquote
+from django.core.exceptions import PermissionDenied, ValidationError
 from django.db.models import Count, OuterRef, Q, QuerySet, Subquery
 from django.db.models.functions import Coalesce
-from django.http import HttpRequest, HttpResponse
+from django.http import Http404, HttpRequest, HttpResponse, HttpResponseNotAllowed
+from django.shortcuts import redirect
+from django.urls import URLPattern, path
 from django.utils import timezone
 from django.utils.formats import date_format
 from django.utils.html import format_html, format_html_join
 from django.utils.safestring import SafeString
 from django.utils.timesince import timesince
+from django.utils.translation import gettext, gettext_lazy
 
 from core.errors import Conflict
-from distribution.admin.common import ADMIN_CSS, report_refusals, status_badge
+from distribution import eligibility, queries
+from distribution.admin.common import ADMIN_CSS, load_bar, report_refusals, status_badge
+from distribution.api.filters import search_leads
 from distribution.contacts import close_contact, reassign_contact
-from distribution.eligibility import Decision
-from distribution.models import Contact, ContactHistory, OfferMiss, Operator
+from distribution.eligibility import Decision, OperatorState, Reason
+from distribution.models import Contact, ContactHistory, OfferMiss, Operator, OperatorSourceWeight
 from leads.identity import NORMALISERS, identifier_lookup, identifier_values
 from leads.models import Lead
 
@@ -81,7 +88,10 @@ class LeadAdmin(admin.ModelAdmin):
     form = LeadForm
     list_display = ("__str__", "external_id", "phone", "email", "contact_count", "created_at")
     list_filter = ("created_at",)
+    # What get_search_results looks in, for the search box's presence; it searches them
+    # itself, with its contacts' messages (search_leads).
     search_fields = ("external_id", "phone", "email", "name")
+    search_help_text = "Part of an external id, phone, email, name or of a contact's message."
     readonly_fields = ("created_at",)
     list_select_related = False  # a lead has no foreign keys
     inlines = [ContactInline]
@@ -111,30 +121,124 @@ class LeadAdmin(admin.ModelAdmin):
         self, request: HttpRequest, queryset: QuerySet, search_term: str
     ) -> tuple[QuerySet, bool]:
         """A whole phone or email, typed any way a bot would send it, finds its lead
-        exactly; anything else finds the leads whose identifiers or name contain it."""
+        exactly; anything else finds the leads whose identifiers or name contain it, or
+        one of whose contacts' messages does: the whole term, as the API searches."""
         term = search_term.strip()
-        values = identifier_values(term) if term else {}
+        if not term:
+            return queryset, False
+        values = identifier_values(term)
         if values.keys() & {"phone", "email"}:
             return queryset.filter(identifier_lookup(values)), False
-        results, may_have_duplicates = super().get_search_results(request, queryset, search_term)
-        if exact := identifier_lookup(values):
-            results |= queryset.filter(exact)
-        return results, may_have_duplicates
+        return search_leads(queryset, term, exact=identifier_lookup(values)), False
 
 
-class OperatorChoiceField(forms.ModelChoiceField):
-    def label_from_instance(self, operator: Operator) -> str:
-        return operator.name if operator.is_active else f"{operator.name} (inactive)"
+# Why an operator cannot take a contact now, in a word or two beside its name.
+SHORT_REASONS = {
+    Reason.INACTIVE: gettext_lazy("off the team"),
+    Reason.AWAY: gettext_lazy("away"),
+    Reason.OFFLINE: gettext_lazy("offline"),
+    Reason.OFF_SHIFT: gettext_lazy("off shift"),
+    Reason.AT_LIMIT: gettext_lazy("no room"),
+}
+
+
+class OperatorSelect(forms.Select):
+    """A select whose options for operators who cannot take a contact now are disabled."""
+
+    def __init__(self, *args: object, **kwargs: object) -> None:
+        super().__init__(*args, **kwargs)
+        self.disabled_values: set[str] = set()
+
+    def create_option(self, name: str, value: object, *args: object, **kwargs: object) -> dict:
+        option = super().create_option(name, value, *args, **kwargs)
+        if str(value) in self.disabled_values:
+            option["attrs"]["disabled"] = True
+        return option
+
+
+def operator_label(state: OperatorState, reason: Reason | None) -> str:
+    """ "Ivan Petrov — 3 / 5" (load / limit, in load units), or "Oleg — away (0 / 5)"."""
+    if reason is None:
+        return f"{state.name} — {state.load} / {state.limit}"
+    short = SHORT_REASONS.get(reason, reason)
+    return f"{state.name} — {short} ({state.load} / {state.limit})"
+
+
+def cannot_take_any(state: OperatorState) -> Reason | None:
+    """Why the operator can take no contact now, of any source (None: it has room)."""
+    # Asked of operators on some source: read as on one, so only presence, shift and
+    # room count; staff's choice is not held to the burst limit (as reassigning is not).
+    return eligibility.left_out_reason(replace(state, weight=1, burst_limit=None))
+
+
+class OperatorChoiceField(forms.ChoiceField):
+    """Offers the operators it is given, yet takes any: one taken off every source since
+    the page was drawn then hears why from reassign_contact, not "No action selected"."""
+
+    widget = OperatorSelect
+
+    def valid_value(self, value: str) -> bool:
+        return value.isdigit() and Operator.objects.filter(pk=value).exists()
 
 
 class ContactActionForm(ActionForm):
-    # Every operator is offered: reassign_contact, not the form, says why one cannot take it.
-    operator = OperatorChoiceField(
-        queryset=Operator.objects.order_by("name", "id"),
-        required=False,
-        label="Reassign to",
-        empty_label="whoever the source's rule picks",
-    )
+    """The reassign action's choice: operators on at least one source, with their load;
+    those who can take nothing now are listed, disabled, with why. A selection may span
+    sources, so reassign_contact still says, per contact, why one cannot take it."""
+
+    operator = OperatorChoiceField(required=False, label=gettext_lazy("Reassign to"))
+
+    def __init__(self, *args: object, **kwargs: object) -> None:
+        super().__init__(*args, **kwargs)
+        on_a_source = OperatorSourceWeight.objects.values_list("operator_id", flat=True)
+        states = queries.operator_states(
+            source_id=None, operator_ids=sorted(set(on_a_source)), now=timezone.now()
+        )
+        field = self.fields["operator"]
+        # A new set per form: Django's widget copy shares anything but `attrs`, so marks
+        # from an earlier request would stay.
+        field.widget.disabled_values = set()
+        choices = [("", gettext("whoever the source's rule picks"))]
+        for state in sorted(states, key=lambda state: (state.name, state.operator_id)):
+            reason = cannot_take_any(state)
+            choices.append((str(state.operator_id), operator_label(state, reason)))
+            if reason is not None:
+                field.widget.disabled_values.add(str(state.operator_id))
+        field.choices = choices
+
+
+class ReassignForm(forms.Form):
+    """The change page's Reassign buttons: an operator, or none for the source's rule."""
+
+    operator = forms.ModelChoiceField(queryset=Operator.objects.all(), required=False)
+
+
+@dataclass(frozen=True)
+class ReassignRow:
+    """One of the source's operators on a contact's page."""
+
+    state: OperatorState
+    why_not: str  # why it cannot take the contact now, as reassign_contact would say; "" if it can
+    load: SafeString  # its load bar
+
+
+def reassign_choices(contact: Contact) -> list[ReassignRow] | None:
+    """The operators of the contact's source, those who can take it first, each with its
+    load and why not (None for a closed contact: it cannot be reassigned)."""
+    if contact.status == Contact.Status.CLOSED:
+        return None
+    source = contact.source
+    states = queries.operator_states(source_id=source.pk, operator_ids=None, now=timezone.now())
+    rows = []
+    for state in states:
+        # As contacts._named_operator judges staff's choice: not held to the burst limit.
+        state = replace(state, burst_limit=None)
+        reason = eligibility.left_out_reason(
+            state, exclude_operator_id=contact.operator_id, units=source.load_units
+        )
+        why_not = eligibility.explain(reason, state, source_code=source.code) if reason else ""
+        rows.append(ReassignRow(state, why_not, load_bar(state)))
+    return sorted(rows, key=lambda row: (bool(row.why_not), row.state.name, row.state.operator_id))
 
 
 class OfferMissInline(admin.TabularInline):
@@ -288,8 +392,49 @@ class ContactAdmin(admin.ModelAdmin):
         form_url: str = "",
         extra_context: dict | None = None,
     ) -> HttpResponse:
-        read_only = {"show_save": False, "show_save_and_continue": False}
-        return super().change_view(request, object_id, form_url, read_only | (extra_context or {}))
+        context = {"show_save": False, "show_save_and_continue": False}
+        contact = self.get_object(request, unquote(object_id))
+        if contact is not None and self.has_change_permission(request, contact):
+            context["reassign"] = reassign_choices(contact)
+        return super().change_view(request, object_id, form_url, context | (extra_context or {}))
+
+    def get_urls(self) -> list[URLPattern]:
+        reassign = path(
+            "<path:object_id>/reassign/",
+            self.admin_site.admin_view(self.reassign_view),
+            name="distribution_contact_reassign",
+        )
+        # Before the default patterns, whose catch-all would take ".../reassign/".
+        return [reassign, *super().get_urls()]
+
+    def reassign_view(self, request: HttpRequest, object_id: str) -> HttpResponse:
+        """The change page's buttons: the contact to the operator named, or (none named)
+        to whoever the source's rule picks; the flow's refusal is shown as it says it."""
+        if request.method != "POST":
+            return HttpResponseNotAllowed(["POST"])
+        contact = self.get_object(request, unquote(object_id))
+        if contact is None:
+            raise Http404
+        if not self.has_change_permission(request, contact):
+            raise PermissionDenied
+        form = ReassignForm(request.POST)
+        if not form.is_valid():
+            self.message_user(request, gettext("That operator no longer exists."), messages.ERROR)
+            return redirect("admin:distribution_contact_change", contact.pk)
+        done = (
+            gettext("Contact #%(id)d reassigned to %(operator)s.")
+            if contact.operator_id
+            else gettext("Contact #%(id)d assigned to %(operator)s.")
+        )
+        try:
+            contact = reassign_contact(contact=contact, operator=form.cleaned_data["operator"])
+        except Conflict as refusal:
+            message = gettext("Not reassigned: %(reason)s") % {"reason": refusal}
+            self.message_user(request, message, messages.ERROR)
+        else:
+            message = done % {"id": contact.pk, "operator": contact.operator.name}
+            self.message_user(request, message, messages.SUCCESS)
+        return redirect("admin:distribution_contact_change", contact.pk)
 
     def get_search_results(
         self, request: HttpRequest, queryset: QuerySet, search_term: str

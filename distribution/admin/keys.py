@@ -1,5 +1,7 @@
 """The admin for bots' API keys: a key is shown once, when it is created, and can be revoked."""
 
+from datetime import datetime
+
 from django.contrib import admin, messages
 from django.db.models import QuerySet
 from django.forms import ModelForm
@@ -12,18 +14,18 @@ from distribution.sources import create_source_key, revoke_source_key
 
 @admin.register(SourceApiKey)
 class SourceApiKeyAdmin(admin.ModelAdmin):
-    list_display = ("prefix", "source", "name", "created_at", "is_live")
+    list_display = ("prefix", "source", "name", "created_at", "last_used", "is_live")
     list_filter = (("revoked_at", admin.EmptyFieldListFilter), "source")
     search_fields = ("prefix", "name", "source__code")
     autocomplete_fields = ("source",)
-    readonly_fields = ("prefix", "created_at", "revoked_at")
+    readonly_fields = ("prefix", "created_at", "last_used_at", "revoked_at")
     list_select_related = ("source",)
     actions = ("revoke",)
 
     def get_fields(self, request: HttpRequest, obj: SourceApiKey | None = None) -> tuple:
         if obj is None:
             return ("source", "name")
-        return ("source", "name", "prefix", "created_at", "revoked_at")
+        return ("source", "name", "prefix", "created_at", "last_used_at", "revoked_at")
 
     def get_readonly_fields(self, request: HttpRequest, obj: SourceApiKey | None = None) -> tuple:
         # A key stays with the source it was made for; only its label can change.
@@ -49,6 +51,10 @@ class SourceApiKeyAdmin(admin.ModelAdmin):
             ),
             messages.WARNING,
         )
+
+    @admin.display(description="last used", ordering="last_used_at", empty_value="never")
+    def last_used(self, obj: SourceApiKey) -> datetime | None:
+        return obj.last_used_at
 
     @admin.display(description="live", boolean=True)
     def is_live(self, obj: SourceApiKey) -> bool:

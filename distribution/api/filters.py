@@ -1,22 +1,80 @@
-"""Filters of the API's lists: leads by search, contacts by status, source, operator, lead
-and time."""
+"""Filters of the API's lists: leads by search (also the admin's), contacts by status,
+source, operator, lead and time."""
 
 import contextlib
 from datetime import UTC, datetime
 
 import django_filters
 from django import forms
-from django.db.models import Q, QuerySet
+from django.db.backends.base.base import BaseDatabaseWrapper
+from django.db.models import Func, Q, QuerySet, TextField
+from django.db.models.sql.compiler import SQLCompiler
 
 from distribution.models import Contact
 from leads.identity import normalise_phone
 from leads.models import Lead
 
 
+class MessageText(Func):
+    """A contact's message (`payload.text`, as `Contact.message` reads it) in SQL.
+
+    On PostgreSQL the key is written into the statement, exactly as in the trigram index
+    on this expression (distribution.0011). Django's own `payload__text` sends the key as
+    a parameter: once psycopg prepares the statement, a generic plan cannot match that
+    to the index and reads every contact (0.9 s on a million, against 20 ms).
+    """
+
+    template = "(%(expressions)s ->> 'text')"
+    output_field = TextField()
+
+    def as_sqlite(
+        self, compiler: SQLCompiler, connection: BaseDatabaseWrapper, **extra: object
+    ) -> tuple[str, list]:
+        return self.as_sql(
+            compiler, connection, template="JSON_EXTRACT(%(expressions)s, '$.text')", **extra
+        )
+
+
+# Shorter terms have no trigram to look up: they would read every contact (1.5 s for a
+# million), and two letters in someone's message are no way to find them anyway.
+MESSAGE_SEARCH_MIN_LENGTH = 3
+
+
+def search_leads(leads: QuerySet[Lead], term: str, *, exact: Q | None = None) -> QuerySet[Lead]:
+    """The leads whose external id, phone, email or name contains `term` (or that match
+    `exact`), or one of whose contacts' messages contains it; each lead once.
+
+    On PostgreSQL each half is answered by a trigram index on what `icontains` compares,
+    `UPPER(column)`: the lead's in leads.0007, the message's in distribution.0011. The
+    halves are a UNION of lead ids: an OR across the two tables would read every lead.
+    """
+    matches = (
+        Q(external_id__icontains=term)
+        | Q(phone__icontains=term)
+        | Q(email__icontains=term)
+        | Q(name__icontains=term)
+    )
+    if exact is not None:
+        matches |= exact
+    found = Lead.objects.filter(matches).order_by().values("pk")
+    if len(term) >= MESSAGE_SEARCH_MIN_LENGTH:
+        by_message = (
+            Contact.objects.alias(message=MessageText("payload"))
+            .filter(message__icontains=term)
+            .order_by()
+            .values("lead_id")
+        )
+        found = found.union(by_message)
+    return leads.filter(pk__in=found)
+
+
 class LeadFilter(django_filters.FilterSet):
     search = django_filters.CharFilter(
         method="filter_search",
-        label="Part of an external id, phone, email or name; a phone in any spelling.",
+        label=(
+            "Part of an external id, phone, email, name or of a contact's message; "
+            "a phone in any spelling."
+        ),
     )
 
     class Meta:
@@ -24,16 +82,11 @@ class LeadFilter(django_filters.FilterSet):
         fields = ["search"]
 
     def filter_search(self, leads: QuerySet[Lead], name: str, value: str) -> QuerySet[Lead]:
-        query = (
-            Q(external_id__icontains=value)
-            | Q(phone__icontains=value)
-            | Q(email__icontains=value)
-            | Q(name__icontains=value)
-        )
         # "8 (916) 123-45-67" finds the lead stored as +79161234567.
+        exact = None
         with contextlib.suppress(ValueError):
-            query |= Q(phone=normalise_phone(value))
-        return leads.filter(query)
+            exact = Q(phone=normalise_phone(value))
+        return search_leads(leads, value, exact=exact)
 
 
 class ContactFilterForm(forms.Form):

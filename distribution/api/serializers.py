@@ -252,19 +252,41 @@ class OperatorShareSerializer(serializers.Serializer):
     name = serializers.CharField()
     is_active = serializers.BooleanField()
     weight = serializers.IntegerField(help_text="0: no longer on the source.")
-    target_share = serializers.FloatField(help_text="Weight / sum of active weights.")
+    target_share = serializers.FloatField(
+        help_text="Weight / sum of the active operators' weights on the source now."
+    )
+    joined_at = serializers.DateTimeField(
+        allow_null=True,
+        help_text="When it joined the source; null when no longer on it. Its shares count "
+        "only the contacts assigned from the later of this and the period's start.",
+    )
+    share_base = serializers.IntegerField(
+        help_text="Contacts the source assigned by its rule while the operator was on it "
+        "in the period: what both shares are of."
+    )
+    expected_share = serializers.FloatField(
+        help_text="The share its weight gave it of those: for each, its weight / the active "
+        "weights of the operators on the source then, averaged. target_share unless someone "
+        "joined meanwhile (or none were assigned)."
+    )
     assigned = serializers.IntegerField(
-        help_text="Contacts assigned in the period by the source's rule (the weights)."
+        help_text="Contacts assigned to it in the period by the source's rule (the weights)."
     )
     actual_share = serializers.FloatField(
         allow_null=True,
-        help_text="Of the contacts assigned by the rule; null when there were none.",
+        help_text="Its own of share_base / share_base; null when share_base is 0.",
     )
     returning = serializers.IntegerField(
         help_text="Contacts given as the lead's own operator (sticky): load, not in shares."
     )
     open_contacts = serializers.IntegerField(source="load")
     max_open_contacts = serializers.IntegerField(source="limit")
+
+
+class BucketSerializer(serializers.Serializer):
+    start = serializers.DateTimeField(help_text="Where the hour (day, week, month) begins.")
+    assigned = serializers.IntegerField(help_text="Contacts assigned by the source's rule.")
+    returning = serializers.IntegerField(help_text="Contacts given to their lead's own operator.")
 
 
 class SourceReportSerializer(serializers.Serializer):
@@ -279,6 +301,16 @@ class SourceReportSerializer(serializers.Serializer):
         help_text="Contacts given to their lead's own operator in the period."
     )
     operators = OperatorShareSerializer(many=True)
+    timeline_unit = serializers.ChoiceField(
+        choices=["hour", "day", "week", "month"],
+        help_text="The timeline's buckets: hours up to 7 days, then days, weeks, months.",
+    )
+    timeline = BucketSerializer(
+        many=True,
+        source="busy_buckets",
+        help_text="Contacts given to operators per bucket, oldest first; a bucket not "
+        "listed had none.",
+    )
 
 
 class DistributionReportSerializer(serializers.Serializer):

@@ -1,4 +1,4 @@
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 import pytest
 from django.utils import timezone
@@ -102,3 +102,50 @@ def test_bots_and_anonymous_cannot_read_the_report(bot_client):
 
     assert bot.get("/api/stats/distribution/").status_code == 403
     assert APIClient().get("/api/stats/distribution/").status_code == 401
+
+
+def test_the_report_measures_an_operator_from_when_it_joined_the_source(api):
+    source = SourceFactory(code="tg")
+    now = timezone.now()
+    anna = OperatorSourceWeightFactory(
+        source=source, operator__name="Anna", since=now - timedelta(days=30)
+    ).operator
+    ContactFactory.create_batch(
+        6, closed=True, source=source, operator=anna, assigned_at=now - timedelta(days=3)
+    )
+    boris = OperatorSourceWeightFactory(
+        source=source, operator__name="Boris", since=now - timedelta(days=1)
+    ).operator
+    ContactFactory.create_batch(2, closed=True, source=source, operator=anna)
+    ContactFactory.create_batch(2, closed=True, source=source, operator=boris)
+
+    response = api.get("/api/stats/distribution/", {"since": (now - timedelta(days=7)).isoformat()})
+
+    assert response.status_code == 200
+    rows = {row["name"]: row for row in response.data["sources"][0]["operators"]}
+    assert rows["Boris"]["joined_at"] is not None
+    assert (rows["Boris"]["assigned"], rows["Boris"]["share_base"]) == (2, 4)
+    assert (rows["Boris"]["actual_share"], rows["Boris"]["expected_share"]) == (0.5, 0.5)
+    assert rows["Anna"]["expected_share"] == pytest.approx(0.8)
+    assert rows["Anna"]["actual_share"] == pytest.approx(0.8)
+    assert rows["Anna"]["target_share"] == 0.5
+
+
+def test_the_report_lists_the_hours_a_source_gave_contacts_in(api):
+    weight = OperatorSourceWeightFactory(since=timezone.now() - timedelta(days=30))
+    three_hours_ago = timezone.now() - timedelta(hours=3)
+    ContactFactory.create_batch(
+        2, closed=True, source=weight.source, operator=weight.operator, assigned_at=three_hours_ago
+    )
+    ContactFactory(closed=True, source=weight.source, operator=weight.operator, by_owner=True)
+
+    response = api.get("/api/stats/distribution/")
+
+    [report] = response.data["sources"]
+    assert report["timeline_unit"] == "hour"
+    assert [(bucket["assigned"], bucket["returning"]) for bucket in report["timeline"]] == [
+        (2, 0),
+        (0, 1),
+    ]
+    first = datetime.fromisoformat(report["timeline"][0]["start"])
+    assert first <= three_hours_ago < first + timedelta(hours=1)

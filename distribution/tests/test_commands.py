@@ -1,10 +1,12 @@
 import json
 from collections import Counter
+from datetime import timedelta
 from io import StringIO
 
 import pytest
 from django.core.management import CommandError, call_command
 from django.db.models import F
+from django.utils import timezone
 
 from distribution.models import Contact, Operator, OperatorSourceWeight, Source, counted_load
 from distribution.reports import distribution_report
@@ -285,3 +287,11 @@ def test_seed_without_weights_per_source_puts_five_operators_at_most_on_each_new
     seed("--operators=4", "--sources=1", "--seed=5")  # 7 operators in all now
 
     assert Source.objects.order_by("id").last().weights.count() == 5
+
+
+@pytest.mark.django_db
+def test_seeded_history_counts_in_the_shares_of_the_operators_it_went_to():
+    seed("--operators=2", "--sources=1", "--leads=20", "--contacts=200", "--days=7", "--seed=6")
+
+    [source] = distribution_report(since=timezone.now() - timedelta(days=8))
+    assert sum(row.share_assigned for row in source.operators) == source.assigned == 200
