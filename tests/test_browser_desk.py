@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import TypeVar
 
 import pytest
-from selenium.common.exceptions import StaleElementReferenceException
+from selenium.common.exceptions import StaleElementReferenceException, WebDriverException
 from selenium.webdriver.common.by import By
 from selenium.webdriver.remote.webdriver import WebDriver
 from selenium.webdriver.support import expected_conditions
@@ -105,7 +105,14 @@ def click_through(browser: WebDriver, css: str) -> None:
     old_page = browser.find_element(By.TAG_NAME, "html")
 
     def clicked(browser: WebDriver) -> bool:
-        browser.find_element(By.CSS_SELECTOR, css).click()
+        try:
+            browser.find_element(By.CSS_SELECTOR, css).click()
+        except WebDriverException as error:
+            # A poll swapping the live part mid-click surfaces as Chromium's "Node with
+            # given id does not belong to the document", not as a stale element.
+            if "does not belong to the document" not in error.msg:
+                raise
+            return expected_conditions.staleness_of(old_page)(browser)
         return True
 
     wait_for(browser, clicked)
