@@ -14,9 +14,10 @@ COPY requirements.txt .
 RUN pip install -r requirements.txt
 
 COPY . .
-# Static files are collected at build time (so the entrypoint need not: COLLECTSTATIC=0)
-# and served by WhiteNoise from the image.
-RUN SECRET_KEY=collectstatic-only python manage.py collectstatic --noinput \
+# Static files are collected and the translation catalogues compiled at build time (so
+# the entrypoint need not: COLLECTSTATIC=0); WhiteNoise serves the static files.
+RUN python -m babel.messages.frontend --quiet compile --directory=locale --domain=django \
+    && SECRET_KEY=collectstatic-only python manage.py collectstatic --noinput \
     && useradd --system --uid 10001 --no-create-home crm
 
 USER crm

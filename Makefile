@@ -4,7 +4,7 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 
-.PHONY: run test install lint bench drills
+.PHONY: run test install lint messages bench drills
 
 $(VENV)/installed: requirements.txt requirements-dev.txt
 	$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "Python 3.11+ is needed"'
@@ -13,7 +13,14 @@ $(VENV)/installed: requirements.txt requirements-dev.txt
 	$(PY) -m pip install --quiet -r requirements-dev.txt
 	touch $@
 
-install: $(VENV)/installed
+# The translation catalogues, compiled from locale/*/LC_MESSAGES/django.po (git keeps only
+# the .po files).
+MO := $(patsubst %.po,%.mo,$(wildcard locale/*/LC_MESSAGES/django.po))
+
+locale/%.mo: locale/%.po $(VENV)/installed
+	$(PY) -m babel.messages.frontend --quiet compile --input-file=$< --output-file=$@
+
+install: $(VENV)/installed $(MO)
 
 # The background worker runs beside the web server and stops with it (Ctrl-C reaches both).
 run: install
@@ -24,6 +31,16 @@ run: install
 
 test: install
 	$(PY) -m pytest $(PYTEST_ARGS)
+
+# Refresh the catalogues from the code after changing a string (needs GNU gettext:
+# apt-get install gettext), then translate what is new in locale/ru/; English is the
+# code's own text, copied (msgen). CI checks that this changes nothing.
+EN_PO := locale/en/LC_MESSAGES/django.po
+messages: install
+	$(PY) manage.py makemessages --locale ru --locale en --no-obsolete --no-location \
+		--ignore 'tests/*' --ignore '*/tests/*' --ignore 'bench/*' --ignore 'staticfiles/*' \
+		--ignore 'artifacts/*'
+	msgen --output-file=$(EN_PO) $(EN_PO)
 
 lint: install
 	$(VENV)/bin/ruff check . && $(VENV)/bin/ruff format --check .

@@ -12,6 +12,7 @@ from django.conf import settings
 from django.core.exceptions import ObjectDoesNotExist, RequestDataTooBig
 from django.db import InterfaceError, OperationalError
 from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.utils.translation import gettext as _
 from django.views.defaults import page_not_found
 from drf_spectacular import openapi
 from drf_spectacular.utils import OpenApiResponse
@@ -39,7 +40,10 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | Non
         # Content-Length, before reading it); outside the API that is a plain 400.
         limit = settings.DATA_UPLOAD_MAX_MEMORY_SIZE
         return Response(
-            {"detail": f"The request body is over the limit of {limit} bytes."},
+            {
+                "detail": _("The request body is over the limit of %(limit)d bytes.")
+                % {"limit": limit}
+            },
             status=status.HTTP_413_REQUEST_ENTITY_TOO_LARGE,
         )
     if isinstance(exc, ObjectDoesNotExist):
@@ -61,7 +65,7 @@ def database_unavailable(exc: Exception) -> Response:
     """
     logger.warning("Database unavailable: %s", str(exc).strip())
     return Response(
-        {"detail": "The database is unavailable; retry shortly."},
+        {"detail": _("The database is unavailable; retry shortly.")},
         status=status.HTTP_503_SERVICE_UNAVAILABLE,
         headers={"Retry-After": str(DATABASE_RETRY_AFTER_SECONDS)},
     )
@@ -70,7 +74,7 @@ def database_unavailable(exc: Exception) -> Response:
 def not_found(request: HttpRequest, exception: Exception) -> HttpResponse:
     """Django's 404 page, but the API's shape for a URL under /api/ that matches no route."""
     if request.path.startswith("/api/"):
-        return JsonResponse({"detail": "Not found."}, status=404)
+        return JsonResponse({"detail": _("Not found.")}, status=404)
     return page_not_found(request, exception)
 
 

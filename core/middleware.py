@@ -11,6 +11,7 @@ import time
 from collections.abc import Callable
 
 from django.http import HttpRequest, HttpResponse, HttpResponseForbidden
+from django.utils.translation import gettext as _
 
 logger = logging.getLogger("crm.requests")
 
@@ -65,5 +66,5 @@ class StaffOnlyAdminMiddleware:
             and user.is_authenticated
             and not user.is_staff
         ):
-            return HttpResponseForbidden("The admin is for staff.")
+            return HttpResponseForbidden(_("The admin is for staff."))
         return self.get_response(request)

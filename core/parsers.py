@@ -3,6 +3,7 @@
 import math
 from typing import Any
 
+from django.utils.translation import gettext as _
 from rest_framework import parsers
 from rest_framework.exceptions import ParseError
 
@@ -20,28 +21,31 @@ class JSONParser(parsers.JSONParser):
         try:
             data = super().parse(stream, media_type, parser_context)
         except RecursionError:
-            raise ParseError("JSON parse error - nested too deeply.") from None
+            raise ParseError(_("JSON parse error - nested too deeply.")) from None
         if problem := _json_problem(data):
-            raise ParseError(f"JSON parse error - {problem}.")
+            raise ParseError(problem)
         return data
 
 
 def _json_problem(data: Any) -> str | None:
-    """What makes a parsed body unusable, walked without recursion; None if nothing."""
+    """What makes a parsed body unusable, as the client's error message, walked without
+    recursion; None if nothing."""
     stack = [(data, 1)]
     while stack:
         value, depth = stack.pop()
         if depth > MAX_JSON_DEPTH:
-            return f"nested deeper than {MAX_JSON_DEPTH} levels"
+            return _("JSON parse error - nested deeper than %(depth)d levels.") % {
+                "depth": MAX_JSON_DEPTH
+            }
         if isinstance(value, dict):
             stack.extend((key, depth) for key in value)
             stack.extend((item, depth + 1) for item in value.values())
         elif isinstance(value, list):
             stack.extend((item, depth + 1) for item in value)
         elif isinstance(value, str) and not _is_unicode(value):
-            return "a string is not valid Unicode (a lone surrogate)"
+            return _("JSON parse error - a string is not valid Unicode (a lone surrogate).")
         elif isinstance(value, float) and not math.isfinite(value):
-            return "a number is out of range"
+            return _("JSON parse error - a number is out of range.")
     return None
 
 

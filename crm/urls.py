@@ -40,6 +40,8 @@ urlpatterns = [
     ),
     path("admin/", admin.site.urls),
     path("health/", health, name="health"),
+    # set_language: the language switch in the desk's and the admin's header.
+    path("i18n/", include("django.conf.urls.i18n")),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="docs"),
     path(

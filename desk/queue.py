@@ -7,7 +7,6 @@ from datetime import datetime
 
 from django.db.models import Count
 from django.utils.translation import gettext as _
-from django.utils.translation import gettext_lazy
 
 from distribution import eligibility, queries
 from distribution.eligibility import CandidateReport, Decision, OperatorState, Reason
@@ -15,16 +14,6 @@ from distribution.models import Contact, Source
 
 # The oldest waiting contacts shown per source; the count says how many more there are.
 SHOWN_PER_SOURCE = 50
-
-# Why an operator cannot take a contact now, in a word or two beside its name.
-SHORT_REASONS = {
-    Reason.INACTIVE: gettext_lazy("off the team"),
-    Reason.NOT_ON_SOURCE: gettext_lazy("not on this source"),
-    Reason.AWAY: gettext_lazy("away"),
-    Reason.OFFLINE: gettext_lazy("offline"),
-    Reason.OFF_SHIFT: gettext_lazy("off shift"),
-    Reason.AT_LIMIT: gettext_lazy("no room"),
-}
 
 
 @dataclass(frozen=True)
@@ -36,7 +25,7 @@ class OperatorChoice:
 
     @property
     def short_reason(self) -> str:
-        return "" if self.reason is None else str(SHORT_REASONS.get(self.reason, self.reason))
+        return "" if self.reason is None else str(eligibility.SHORT_REASONS[self.reason])
 
 
 @dataclass(frozen=True)

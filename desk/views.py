@@ -125,9 +125,17 @@ def set_status(request: HttpRequest, operator: Operator) -> HttpResponse:
         messages.error(request, _("Choose available, away or offline."))
         return redirect("desk:desk")
     operator = operators.set_operator_status(operator=operator, status=form.cleaned_data["status"])
-    status = operator.get_status_display().lower()
-    messages.success(request, _("You are %(status)s.") % {"status": status})
+    messages.success(request, _status_set(operator.status))
     return redirect("desk:desk")
+
+
+def _status_set(status: str) -> str:
+    """What the desk says after the operator chose a status: a whole sentence for each."""
+    if status == Operator.Status.AWAY:
+        return _("You are away.")
+    if status == Operator.Status.OFFLINE:
+        return _("You are offline.")
+    return _("You are available.")
 
 
 @require_GET

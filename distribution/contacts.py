@@ -11,6 +11,7 @@ from typing import Any
 from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.utils import timezone
+from django.utils.translation import gettext, gettext_lazy
 
 from core.errors import Conflict
 from distribution import eligibility, events, queries
@@ -87,9 +88,9 @@ def close_contact(*, contact: Contact, by_operator: Operator | None = None) -> C
             .get(pk=contact.pk)
         )
         if by_operator is not None and contact.operator_id != by_operator.pk:
-            raise Conflict(NO_LONGER_YOURS)
+            raise Conflict(str(NO_LONGER_YOURS))
         if contact.status == Contact.Status.CLOSED:
-            raise Conflict("This contact is already closed.")
+            raise Conflict(gettext("This contact is already closed."))
         lock_operators(operator_ids=[contact.operator_id])
         before = Before.of(contact)
         contact.status, contact.closed_at = Contact.Status.CLOSED, timezone.now()
@@ -120,9 +121,9 @@ def reassign_contact(
         .get(pk=contact.pk)
     )
     if contact.status == Contact.Status.CLOSED:
-        raise Conflict("A closed contact cannot be reassigned.")
+        raise Conflict(gettext("A closed contact cannot be reassigned."))
     if by_operator is not None and contact.operator_id != by_operator.pk:
-        raise Conflict(NO_LONGER_YOURS)
+        raise Conflict(str(NO_LONGER_YOURS))
     previous_operator_id = contact.operator_id
     now = timezone.now()
     owner_id = None
@@ -158,13 +159,17 @@ def reassign_contact(
     return contact
 
 
-NO_LONGER_YOURS = "This contact is no longer yours: it has moved to another operator."
+NO_LONGER_YOURS = gettext_lazy("This contact is no longer yours: it has moved to another operator.")
 
 
 def _nobody_can_take(*, has_operator: bool) -> str:
-    nobody = "No other operator" if has_operator else "No operator"
-    return (
-        f"{nobody} on this source can take it now "
+    if has_operator:
+        return gettext(
+            "No other operator on this source can take it now "
+            "(active, available, on shift and under the limit)."
+        )
+    return gettext(
+        "No operator on this source can take it now "
         "(active, available, on shift and under the limit)."
     )
 
@@ -219,7 +224,7 @@ def register_contact_once(
             if stored is None:
                 raise
     if stored.fingerprint != fingerprint:
-        raise Conflict("This idempotency key was already used for a different request.")
+        raise Conflict(gettext("This idempotency key was already used for a different request."))
     return stored.contact, False
 
 

@@ -14,6 +14,8 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
+from django.utils.translation import gettext, gettext_lazy, gettext_noop
+
 from distribution.picking import ROUND_ROBIN, Candidate, pick_round_robin, pick_weighted_random
 
 # Decisions not made by a source's strategy.
@@ -151,23 +153,57 @@ def left_out_reason(
     return None
 
 
+# Why an operator cannot take a contact now, in a word or two beside its name.
+SHORT_REASONS = {
+    Reason.CURRENT_OPERATOR: gettext_lazy("has it now"),
+    Reason.INACTIVE: gettext_lazy("off the team"),
+    Reason.NOT_ON_SOURCE: gettext_lazy("not on this source"),
+    Reason.AWAY: gettext_lazy("away"),
+    Reason.OFFLINE: gettext_lazy("offline"),
+    Reason.OFF_SHIFT: gettext_lazy("off shift"),
+    Reason.AT_LIMIT: gettext_lazy("no room"),
+    Reason.BURST_LIMIT: gettext_lazy("took its burst"),
+    Reason.MISSED_OFFER: gettext_lazy("missed the offer"),
+}
+
+
+# explain()'s sentences for the other reasons, translated when said.
+_EXPLANATIONS = {
+    Reason.CURRENT_OPERATOR: gettext_noop("The contact is already with %(name)s."),
+    Reason.MISSED_OFFER: gettext_noop("%(name)s declined this contact or let its offer expire."),
+    Reason.INACTIVE: gettext_noop("%(name)s is inactive."),
+    Reason.NOT_ON_SOURCE: gettext_noop("%(name)s does not serve the source %(source)s."),
+    Reason.AWAY: gettext_noop("%(name)s is away."),
+    Reason.OFFLINE: gettext_noop("%(name)s is offline."),
+    Reason.OFF_SHIFT: gettext_noop("%(name)s is off shift."),
+    Reason.AT_LIMIT: gettext_noop("%(name)s is at the limit (%(load)s / %(limit)s open)."),
+}
+
+
 def explain(reason: Reason, state: OperatorState, *, source_code: str) -> str:
     """The reason as staff read it, e.g. in a refused reassignment."""
-    return {
-        Reason.CURRENT_OPERATOR: f"The contact is already with {state.name}.",
-        Reason.MISSED_OFFER: f"{state.name} declined this contact or let its offer expire.",
-        Reason.INACTIVE: f"{state.name} is inactive.",
-        Reason.NOT_ON_SOURCE: f"{state.name} does not serve the source {source_code}.",
-        Reason.AWAY: f"{state.name} is away.",
-        Reason.OFFLINE: f"{state.name} is offline.",
-        Reason.OFF_SHIFT: f"{state.name} is off shift.",
-        Reason.AT_LIMIT: f"{state.name} is at the limit ({state.load} / {state.limit} open)."
-        if is_at_limit(state.load, state.limit)
-        else f"{state.name} has no room for a contact this size ({state.load} / {state.limit} "
-        "load units).",
-        Reason.BURST_LIMIT: f"{state.name} has taken {state.given_in_window} new contacts "
-        "in the burst window, the most allowed.",
-    }[reason]
+    values = {
+        "name": state.name,
+        "source": source_code,
+        "load": state.load,
+        "limit": state.limit,
+        "count": state.given_in_window,
+    }
+    if reason == Reason.AT_LIMIT and not is_at_limit(state.load, state.limit):
+        return (
+            gettext(
+                "%(name)s has no room for a contact this size (%(load)s / %(limit)s load units)."
+            )
+            % values
+        )
+    if reason == Reason.BURST_LIMIT:
+        return (
+            gettext(
+                "%(name)s has taken %(count)s new contacts in the burst window, the most allowed."
+            )
+            % values
+        )
+    return gettext(_EXPLANATIONS[reason]) % values
 
 
 @dataclass(frozen=True)

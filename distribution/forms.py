@@ -4,9 +4,16 @@ from datetime import date, datetime, time, timedelta
 
 from django import forms
 from django.utils import timezone
+from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy, ngettext
 
 DEFAULT_DAYS = 7
-PRESET_DAYS = {1: "Last 24 hours", 7: "Last 7 days", 30: "Last 30 days", 0: "All time"}
+PRESET_DAYS = {
+    1: gettext_lazy("Last 24 hours"),
+    7: gettext_lazy("Last 7 days"),
+    30: gettext_lazy("Last 30 days"),
+    0: gettext_lazy("All time"),
+}
 
 
 def report_bounds(
@@ -30,14 +37,18 @@ def _midnight(day: date) -> datetime:
 
 class ReportPeriodForm(forms.Form):
     days = forms.IntegerField(required=False, min_value=0, widget=forms.HiddenInput)
-    since = forms.DateField(required=False, widget=forms.DateInput(attrs={"type": "date"}))
-    until = forms.DateField(required=False, widget=forms.DateInput(attrs={"type": "date"}))
+    since = forms.DateField(
+        required=False, label=gettext_lazy("Since"), widget=forms.DateInput(attrs={"type": "date"})
+    )
+    until = forms.DateField(
+        required=False, label=gettext_lazy("Until"), widget=forms.DateInput(attrs={"type": "date"})
+    )
 
     def clean(self) -> dict:
         cleaned = super().clean()
         since, until = cleaned.get("since"), cleaned.get("until")
         if since and until and since > until:
-            raise forms.ValidationError("The period must start before it ends.")
+            raise forms.ValidationError(_("The period must start before it ends."))
         return cleaned
 
     def bounds(self, *, now: datetime) -> tuple[datetime | None, datetime | None]:
@@ -51,8 +62,14 @@ class ReportPeriodForm(forms.Form):
         """The period in words, for page titles and command output."""
         data = self.cleaned_data if self.is_bound and self.is_valid() else {}
         since, until = data.get("since"), data.get("until")
-        if since or until:
-            return f"{since or 'the beginning'} to {until or 'now'}"
+        if since and until:
+            return _("%(since)s to %(until)s") % {"since": since, "until": until}
+        if since:
+            return _("%(since)s to now") % {"since": since}
+        if until:
+            return _("the beginning to %(until)s") % {"until": until}
         days = data.get("days")
         days = DEFAULT_DAYS if days is None else days
-        return PRESET_DAYS.get(days, f"Last {days} days")
+        if days in PRESET_DAYS:
+            return str(PRESET_DAYS[days])
+        return ngettext("Last %(count)d day", "Last %(count)d days", days) % {"count": days}

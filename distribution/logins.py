@@ -14,6 +14,7 @@ from django.urls import reverse
 from django.utils.encoding import force_bytes
 from django.utils.http import urlsafe_base64_encode
 from django.utils.text import slugify
+from django.utils.translation import gettext
 
 from core.errors import Conflict
 from distribution.engine import lock_operators
@@ -32,11 +33,16 @@ def ensure_operator_login(*, operator: Operator, username: str | None = None) ->
     locked = Operator.objects.select_related("user").get(pk=operator.pk)
     if locked.user is not None:
         if username and locked.user.get_username() != username:
-            raise Conflict(f"{locked.name} already signs in as {locked.user.get_username()!r}.")
+            raise Conflict(
+                gettext("%(name)s already signs in as %(username)s.")
+                % {"name": locked.name, "username": repr(locked.user.get_username())}
+            )
         return locked.user
     users = get_user_model()
     if username and users.objects.filter(username=username).exists():
-        raise Conflict(f"The username {username!r} is taken.")
+        raise Conflict(
+            gettext("The username %(username)s is taken.") % {"username": repr(username)}
+        )
     user = users(username=username or _free_username(locked))
     user.set_unusable_password()
     user.save()

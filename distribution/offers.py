@@ -15,6 +15,7 @@ from django.conf import settings
 from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
+from django.utils.translation import gettext
 
 from core.errors import Conflict
 from distribution import events, queries
@@ -232,11 +233,13 @@ def _with_relations(contact_id: int) -> Contact:
 def _not_accepted(current: Contact, operator: Operator) -> str:
     """Why an operator's answer to an offer cannot be taken, as the operator reads it."""
     if current.status == Contact.Status.CLOSED:
-        return "This contact is closed."
+        return gettext("This contact is closed.")
     if current.operator_id == operator.pk and current.status == Contact.Status.OPEN:
-        return "You have accepted this contact already: hand it back instead."
+        return gettext("You have accepted this contact already: hand it back instead.")
     if current.operator_id == operator.pk:  # offered, past its deadline
-        return "This offer has expired: the contact goes back to the queue."
+        return gettext("This offer has expired: the contact goes back to the queue.")
     if current.status == Contact.Status.WAITING:
-        return "This offer has ended (expired or withdrawn): the contact is back in the queue."
-    return NO_LONGER_YOURS
+        return gettext(
+            "This offer has ended (expired or withdrawn): the contact is back in the queue."
+        )
+    return str(NO_LONGER_YOURS)

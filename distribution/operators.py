@@ -10,6 +10,7 @@ from django.contrib.auth.models import AbstractBaseUser
 from django.db import IntegrityError, transaction
 from django.db.models import Q
 from django.utils import timezone
+from django.utils.translation import gettext
 
 from core.errors import Conflict
 from distribution.engine import drain_waiting_for_operator, lock_operators, restart_round_robin
@@ -102,7 +103,7 @@ def update_operator(
         with transaction.atomic():
             locked.save()
     except IntegrityError:
-        raise Conflict("That login already belongs to another operator.") from None
+        raise Conflict(gettext("That login already belongs to another operator.")) from None
     if locked.is_active and locked.status == Operator.Status.AVAILABLE:
         drain_waiting_for_operator(operator_id=locked.pk, trigger="operator_updated")
     else:
@@ -157,7 +158,7 @@ def set_operator_shifts(*, operator: Operator, shifts: Sequence[ShiftInterval]) 
     """Replace an operator's weekly shifts; one whose shift now runs takes its waiting
     contacts at once."""
     if any(shift.start == shift.end for shift in shifts) or overlaps(shifts):
-        raise Conflict("Shifts must not be empty or overlap.")  # serializers say which
+        raise Conflict(gettext("Shifts must not be empty or overlap."))  # serializers say which
     lock_operators(operator_ids=[operator.pk])
     Shift.objects.filter(operator=operator).delete()
     Shift.objects.bulk_create(
@@ -201,7 +202,10 @@ def delete_operator(*, operator: Operator) -> None:
         return
     held = Contact.objects.filter(operator=operator, status__in=Contact.LOAD_STATUSES).count()
     if held:
-        raise Conflict(f"{operator.name} has {held} open contacts: close or reassign them first.")
+        raise Conflict(
+            gettext("%(name)s has %(count)s open contacts: close or reassign them first.")
+            % {"name": operator.name, "count": held}
+        )
     Operator.objects.filter(pk=operator.pk).delete()
 
 
@@ -221,7 +225,7 @@ def set_operator_weights(
     before = dict(operator.weights.values_list("source_id", "weight"))
     known = set(Source.objects.filter(id__in=list(weights)).values_list("id", flat=True))
     if missing := set(weights) - known:
-        raise Conflict(f"Unknown sources: {sorted(missing)}.")
+        raise Conflict(gettext("Unknown sources: %(ids)s.") % {"ids": sorted(missing)})
     operator.weights.exclude(source_id__in=list(weights)).delete()
     for source_id, weight in weights.items():
         OperatorSourceWeight.objects.update_or_create(

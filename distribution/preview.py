@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from django.utils import timezone
+from django.utils.translation import gettext, ngettext
 
 from distribution import eligibility, queries
 from distribution.eligibility import OperatorState, Reason
@@ -42,18 +43,24 @@ def source_warnings(
     operators configured on it."""
     warnings = []
     if not is_active:
-        warnings.append("The source is inactive: contacts sent to it are refused.")
+        warnings.append(gettext("The source is inactive: contacts sent to it are refused."))
     active = [operator for operator in operators if operator.is_active]
     if not operators:
-        warnings.append("No operator serves this source: every new contact will wait.")
+        warnings.append(gettext("No operator serves this source: every new contact will wait."))
     elif not active:
-        warnings.append("No active operator on this source: every new contact will wait.")
+        warnings.append(gettext("No active operator on this source: every new contact will wait."))
     elif not any(eligibility.fits(operator, units) for operator in active):
         warnings.append(
-            "Every active operator on this source is at the limit: new contacts will wait."
+            gettext("Every active operator on this source is at the limit: new contacts will wait.")
             if units == 1
-            else f"No active operator on this source has room for a contact of {units} "
-            "load units: new contacts will wait."
+            else ngettext(
+                "No active operator on this source has room for a contact of %(units)s "
+                "load unit: new contacts will wait.",
+                "No active operator on this source has room for a contact of %(units)s "
+                "load units: new contacts will wait.",
+                units,
+            )
+            % {"units": units}
         )
     return warnings
 

@@ -25,6 +25,7 @@ from django.core.management.color import no_style
 from django.db import connection, transaction
 from django.db.models import JSONField, Max, Model
 from django.utils import timezone
+from django.utils.translation import gettext
 
 from distribution.eligibility import room, state_of
 from distribution.models import Contact, Operator, OperatorSourceWeight, Source, counted_load
@@ -158,8 +159,10 @@ def assign_weights(*, sources: Sequence[Source], per_source: int, rng: random.Ra
     """Give each source `per_source` operators drawn from all operators, weights 1 to 10."""
     operator_ids = list(Operator.objects.order_by("id").values_list("id", flat=True))
     if per_source > len(operator_ids):
+        # `_` names the throwaway values in this module: gettext is called by its name.
         raise ValueError(
-            f"{per_source} operators per source asked for, but there are {len(operator_ids)}."
+            gettext("%(asked)d operators per source asked for, but there are %(count)d.")
+            % {"asked": per_source, "count": len(operator_ids)}
         )
     for source in sources:
         chosen = rng.sample(operator_ids, per_source)
@@ -337,10 +340,12 @@ def create_history(
        Returns how many stay open.
     """
     if not lead_ids:
-        raise ValueError("Historical contacts need leads: ask for some, or create them first.")
+        raise ValueError(
+            gettext("Historical contacts need leads: ask for some, or create them first.")
+        )
     pools = _source_pools()
     if not pools:
-        raise ValueError("Historical contacts need a source with an active operator.")
+        raise ValueError(gettext("Historical contacts need a source with an active operator."))
     room = _free_room()
     open_quota = sum(room.values())
     now = timezone.now()

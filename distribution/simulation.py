@@ -17,6 +17,7 @@ from itertools import count as counter
 from django.db import connections
 from django.db.models import Exists, OuterRef, Q
 from django.utils import timezone
+from django.utils.translation import gettext as _
 
 from core.errors import Conflict
 from distribution.contacts import close_contact, register_contact
@@ -57,7 +58,9 @@ class _Run:
     contact_ids: list[int] = field(default_factory=list)
     open_ids: list[int] = field(default_factory=list)
     closed: int = 0
-    errors: list[str] = field(default_factory=list)
+    # (contact number, the exception as text): made readable by the calling thread,
+    # which has the command's language.
+    failures: list[tuple[int, str]] = field(default_factory=list)
 
     def next_number(self) -> int | None:
         with self.lock:
@@ -83,7 +86,7 @@ def simulate_traffic(
     """
     sources = list(Source.objects.filter(is_active=True, weights__isnull=False).distinct())
     if not sources:
-        raise ValueError("No active source with operators: seed some first.")
+        raise ValueError(_("No active source with operators: seed some first."))
     run = _Run(
         total=contacts,
         sources=sources,
@@ -104,7 +107,10 @@ def simulate_traffic(
         contact_ids=run.contact_ids,
         closed=run.closed,
         seconds=time.monotonic() - run.started,
-        errors=run.errors,
+        errors=[
+            _("contact %(number)d: %(error)s") % {"number": number, "error": error}
+            for number, error in run.failures
+        ],
     )
     result.violations = check_invariants(result)
     return result
@@ -131,13 +137,13 @@ def _send_one(run: _Run, rng: random.Random, number: int) -> None:
         )
     except Exception as exc:  # Reported as a failed invariant: every contact must be stored.
         with run.lock:
-            run.errors.append(f"contact {number}: {type(exc).__name__}: {exc}")
+            run.failures.append((number, f"{type(exc).__name__}: {exc}"))
         return
     with run.lock:
         run.contact_ids.append(contact.pk)
         if contact.status == Contact.Status.OPEN:
             run.open_ids.append(contact.pk)
-        sent = len(run.contact_ids) + len(run.errors)
+        sent = len(run.contact_ids) + len(run.failures)
     if sent % 100 == 0 or sent == run.total:
         run.progress(sent, run.total, time.monotonic() - run.started)
 
@@ -162,13 +168,17 @@ def check_invariants(result: SimulationResult) -> list[str]:
     2. No operator holds more open contacts than its limit.
     3. Every open contact of the run is with an active operator that serves its source.
     """
-    violations = [f"not stored: {error}" for error in result.errors]
+    violations = [_("not stored: %(error)s") % {"error": error} for error in result.errors]
     stored = sum(Contact.objects.filter(pk__in=ids).count() for ids in _chunks(result))
     if stored != len(result.contact_ids) or stored + len(result.errors) != result.sent:
-        violations.append(f"{result.sent} contacts sent but {stored} stored.")
+        violations.append(
+            _("%(sent)d contacts sent but %(stored)d stored.")
+            % {"sent": result.sent, "stored": stored}
+        )
     over_limit = map(state_of, Operator.objects.with_load().over_limit().order_by("id"))
     violations += [
-        f"{operator.name} holds {operator.load} open contacts, over its limit of {operator.limit}."
+        _("%(name)s holds %(load)d open contacts, over its limit of %(limit)d.")
+        % {"name": operator.name, "load": operator.load, "limit": operator.limit}
         for operator in over_limit
     ]
     serves_source = OperatorSourceWeight.objects.filter(
@@ -182,8 +192,11 @@ def check_invariants(result: SimulationResult) -> list[str]:
     )
     if misplaced:
         violations.append(
-            f"{misplaced} open contacts are with an operator that is inactive or does not "
-            "serve their source."
+            _(
+                "%(count)d open contacts are with an operator that is inactive or does not "
+                "serve their source."
+            )
+            % {"count": misplaced}
         )
     return violations
 

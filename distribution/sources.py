@@ -5,6 +5,7 @@ from datetime import datetime
 from django.db import IntegrityError, transaction
 from django.db.models import ProtectedError
 from django.utils import timezone
+from django.utils.translation import gettext
 
 from core.errors import Conflict
 from distribution.engine import drain_waiting_for_operator, lock_operators, restart_round_robin
@@ -61,7 +62,11 @@ def create_source(
                 overflow_after_seconds=overflow_after_seconds,
             )
     except IntegrityError:
-        raise Conflict(f"A source with the code {code!r} already exists.") from None
+        raise Conflict(_code_taken(code)) from None
+
+
+def _code_taken(code: str | None) -> str:
+    return gettext("A source with the code %(code)s already exists.") % {"code": repr(code)}
 
 
 def update_source(
@@ -109,7 +114,7 @@ def update_source(
         with transaction.atomic():
             source.save(update_fields=changed)
     except IntegrityError:
-        raise Conflict(f"A source with the code {code!r} already exists.") from None
+        raise Conflict(_code_taken(code)) from None
     return source
 
 
@@ -121,7 +126,8 @@ def delete_source(*, source: Source) -> None:
     # PROTECT on Contact.source, or a contact inserted after Django looked for them.
     except (ProtectedError, IntegrityError):
         raise Conflict(
-            f"The source {source.code} has contacts: deactivate it instead of deleting it."
+            gettext("The source %(code)s has contacts: deactivate it instead of deleting it.")
+            % {"code": source.code}
         ) from None
 
 
@@ -141,7 +147,7 @@ def set_source_weights(
     joined = since or timezone.now()
     locked = lock_operators(operator_ids=weights, source=source)
     if missing := set(weights) - set(locked):
-        raise Conflict(f"Unknown operators: {sorted(missing)}.")
+        raise Conflict(gettext("Unknown operators: %(ids)s.") % {"ids": sorted(missing)})
     before = dict(source.weights.values_list("operator_id", "weight"))
     source.weights.exclude(operator_id__in=list(weights)).delete()
     for operator_id, weight in weights.items():
@@ -167,7 +173,7 @@ def set_source_overflow(*, source: Source, weights: dict[int, int]) -> list[Over
     before = list(source.overflow_weights.values_list("operator_id", flat=True))
     locked = lock_operators(operator_ids=[*weights, *before])
     if missing := set(weights) - set(locked):
-        raise Conflict(f"Unknown operators: {sorted(missing)}.")
+        raise Conflict(gettext("Unknown operators: %(ids)s.") % {"ids": sorted(missing)})
     source.overflow_weights.exclude(operator_id__in=list(weights)).delete()
     for operator_id, weight in weights.items():
         OverflowWeight.objects.update_or_create(

@@ -12,6 +12,7 @@ from urllib.parse import urlsplit
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
+from django.utils.translation import gettext
 
 SCHEMES = ("http", "https")
 
@@ -24,7 +25,7 @@ def validate_webhook_url(url: str) -> None:
     """The model field's validator: http(s), and a public host unless private ones are allowed."""
     parts = urlsplit(url)
     if parts.scheme not in SCHEMES:
-        raise ValidationError("Use an http:// or https:// URL.")
+        raise ValidationError(gettext("Use an http:// or https:// URL."), code="scheme")
     if settings.WEBHOOKS_ALLOW_PRIVATE:
         return
     try:
@@ -38,7 +39,9 @@ def public_addresses(host: str, port: int | None) -> list[tuple]:
     try:
         answers = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
     except (OSError, UnicodeError):
-        raise RefusedAddress(f"The host {host!r} cannot be resolved.") from None
+        raise RefusedAddress(
+            gettext("The host %(host)s cannot be resolved.") % {"host": repr(host)}
+        ) from None
     for *_, sockaddr in answers:
         address = ipaddress.ip_address(sockaddr[0].split("%")[0])
         # ::ffff:10.0.0.1 is 10.0.0.1 (older Pythons call such an address global).
@@ -46,8 +49,12 @@ def public_addresses(host: str, port: int | None) -> list[tuple]:
             address = address.ipv4_mapped
         if not address.is_global or address.is_multicast:
             raise RefusedAddress(
-                f"{host} resolves to {address}, a private, loopback or link-local address: "
-                "webhooks go to public addresses only (WEBHOOKS_ALLOW_PRIVATE=1 allows it)."
+                gettext(
+                    "%(host)s resolves to %(address)s, a private, loopback or link-local "
+                    "address: webhooks go to public addresses only "
+                    "(WEBHOOKS_ALLOW_PRIVATE=1 allows it)."
+                )
+                % {"host": host, "address": address}
             )
     return answers
 
@@ -57,7 +64,7 @@ def connect_public(
 ) -> socket.socket:
     """`socket.create_connection` for http.client, to a checked address only."""
     host, port = address
-    error: OSError = RefusedAddress(f"No address for {host}.")
+    error: OSError = RefusedAddress(gettext("No address for %(host)s.") % {"host": host})
     for family, kind, proto, _, sockaddr in public_addresses(host, port):
         sock = socket.socket(family, kind, proto)
         sock.settimeout(timeout)

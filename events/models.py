@@ -4,6 +4,8 @@ import secrets
 from django.db import models
 from django.db.models import Q
 from django.utils import timezone
+from django.utils.translation import gettext
+from django.utils.translation import gettext_lazy as _
 
 from events.addresses import validate_webhook_url
 
@@ -15,17 +17,19 @@ class Event(models.Model):
     code of the source whose bot may read the event; empty for events no bot may read.
     """
 
-    id = models.BigAutoField(primary_key=True)
-    type = models.CharField(max_length=64)
-    occurred_at = models.DateTimeField()
-    scope = models.CharField(max_length=64, blank=True)
-    data = models.JSONField()
+    id = models.BigAutoField(_("id"), primary_key=True)
+    type = models.CharField(_("type"), max_length=64)
+    occurred_at = models.DateTimeField(_("occurred at"))
+    scope = models.CharField(_("scope"), max_length=64, blank=True)
+    data = models.JSONField(_("data"))
     # When the webhook fan-out made the event's deliveries. The outbox's INSERTs leave it
     # out, so every event starts undispatched, whenever its transaction commits.
-    dispatched_at = models.DateTimeField(null=True, blank=True)
+    dispatched_at = models.DateTimeField(_("dispatched at"), null=True, blank=True)
 
     class Meta:
         ordering = ["id"]
+        verbose_name = _("event")
+        verbose_name_plural = _("events")
         indexes = [
             # A bot's feed: its source's events after a cursor.
             models.Index(fields=["scope", "id"], name="event_by_scope"),
@@ -61,20 +65,29 @@ class WebhookEndpoint(models.Model):
     of its `failures` in a row), and a worker sending to it holds `leased_until`.
     """
 
-    url = models.URLField(max_length=500, validators=[validate_webhook_url])
-    secret = models.CharField(max_length=100, default=new_secret, editable=False)
+    url = models.URLField(_("url"), max_length=500, validators=[validate_webhook_url])
+    secret = models.CharField(_("secret"), max_length=100, default=new_secret, editable=False)
     sources = models.JSONField(
-        default=list, blank=True, help_text="Source codes whose events it gets; none: all."
+        _("sources"),
+        default=list,
+        blank=True,
+        help_text=_("Source codes whose events it gets; none: all."),
     )
     event_types = models.JSONField(
-        default=list, blank=True, help_text="Event types it gets; none: all."
+        _("event types"), default=list, blank=True, help_text=_("Event types it gets; none: all.")
     )
-    is_active = models.BooleanField("active", default=True)
-    description = models.CharField(max_length=200, blank=True)
-    created_at = models.DateTimeField(default=timezone.now, editable=False)
-    next_attempt_at = models.DateTimeField(default=timezone.now, editable=False)
-    failures = models.PositiveIntegerField(default=0, editable=False)
-    leased_until = models.DateTimeField(null=True, blank=True, editable=False)
+    is_active = models.BooleanField(_("active"), default=True)
+    description = models.CharField(_("description"), max_length=200, blank=True)
+    created_at = models.DateTimeField(_("created at"), default=timezone.now, editable=False)
+    next_attempt_at = models.DateTimeField(
+        _("next attempt at"), default=timezone.now, editable=False
+    )
+    failures = models.PositiveIntegerField(_("failures"), default=0, editable=False)
+    leased_until = models.DateTimeField(_("leased until"), null=True, blank=True, editable=False)
+
+    class Meta:
+        verbose_name = _("webhook endpoint")
+        verbose_name_plural = _("webhook endpoints")
 
     def __str__(self) -> str:
         return self.url
@@ -92,21 +105,27 @@ class WebhookDelivery(models.Model):
     """One event for one endpoint, until it is delivered or given up."""
 
     class Status(models.TextChoices):
-        PENDING = "pending"
-        DELIVERED = "delivered"
-        FAILED = "failed"
+        PENDING = "pending", _("Pending")
+        DELIVERED = "delivered", _("Delivered")
+        FAILED = "failed", _("Failed")
 
     endpoint = models.ForeignKey(
-        WebhookEndpoint, on_delete=models.CASCADE, related_name="deliveries"
+        WebhookEndpoint,
+        on_delete=models.CASCADE,
+        related_name="deliveries",
+        verbose_name=_("endpoint"),
     )
-    event = models.ForeignKey(Event, on_delete=models.CASCADE, related_name="deliveries")
-    status = models.CharField(max_length=16, choices=Status, default=Status.PENDING)
-    attempts = models.PositiveIntegerField(default=0)
-    created_at = models.DateTimeField()
-    delivered_at = models.DateTimeField(null=True, blank=True)
+    event = models.ForeignKey(
+        Event, on_delete=models.CASCADE, related_name="deliveries", verbose_name=_("event")
+    )
+    status = models.CharField(_("status"), max_length=16, choices=Status, default=Status.PENDING)
+    attempts = models.PositiveIntegerField(_("attempts"), default=0)
+    created_at = models.DateTimeField(_("created at"))
+    delivered_at = models.DateTimeField(_("delivered at"), null=True, blank=True)
 
     class Meta:
-        verbose_name_plural = "webhook deliveries"
+        verbose_name = _("webhook delivery")
+        verbose_name_plural = _("webhook deliveries")
         constraints = [
             models.UniqueConstraint(fields=["endpoint", "event"], name="one_delivery_per_event"),
         ]
@@ -120,7 +139,10 @@ class WebhookDelivery(models.Model):
         ]
 
     def __str__(self) -> str:
-        return f"{self.event} to {self.endpoint}"
+        return gettext("%(event)s to %(endpoint)s") % {
+            "event": self.event,
+            "endpoint": self.endpoint,
+        }
 
     @property
     def webhook_id(self) -> str:
@@ -131,14 +153,18 @@ class WebhookDelivery(models.Model):
 class WebhookAttempt(models.Model):
     """One HTTP request of a delivery, and how it went."""
 
-    delivery = models.ForeignKey(WebhookDelivery, on_delete=models.CASCADE, related_name="tries")
-    at = models.DateTimeField()
-    status_code = models.PositiveSmallIntegerField(null=True, blank=True)
-    duration_ms = models.PositiveIntegerField()
-    error = models.TextField(blank=True)
+    delivery = models.ForeignKey(
+        WebhookDelivery, on_delete=models.CASCADE, related_name="tries", verbose_name=_("delivery")
+    )
+    at = models.DateTimeField(_("at"))
+    status_code = models.PositiveSmallIntegerField(_("status code"), null=True, blank=True)
+    duration_ms = models.PositiveIntegerField(_("duration ms"))
+    error = models.TextField(_("error"), blank=True)
 
     class Meta:
         ordering = ["id"]
+        verbose_name = _("webhook attempt")
+        verbose_name_plural = _("webhook attempts")
 
     def __str__(self) -> str:
         return f"{self.delivery}: {self.status_code or self.error}"

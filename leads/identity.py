@@ -9,6 +9,7 @@ from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.core.validators import validate_email
 from django.db.models import Q
+from django.utils.translation import gettext, ngettext
 
 IDENTIFIER_FIELDS = ("external_id", "phone", "email")
 MAX_EXTERNAL_ID_LENGTH = 128
@@ -44,28 +45,36 @@ def normalise_phone(raw: str, region: str | None = None) -> str:
     try:
         number = phonenumbers.parse(raw, region or settings.LEADS_DEFAULT_PHONE_REGION)
     except phonenumbers.NumberParseException:
-        raise ValueError("Enter a valid phone number.") from None
+        raise ValueError(gettext("Enter a valid phone number.")) from None
     if not phonenumbers.is_valid_number(number):
-        raise ValueError("Enter a valid phone number.")
+        raise ValueError(gettext("Enter a valid phone number."))
     return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
 
 
 def normalise_email(raw: str) -> str:
     email = raw.strip().lower()
     if len(email) > MAX_EMAIL_LENGTH:
-        raise ValueError(f"Ensure this field has no more than {MAX_EMAIL_LENGTH} characters.")
+        raise ValueError(_too_long(MAX_EMAIL_LENGTH))
     try:
         validate_email(email)
     except ValidationError:
-        raise ValueError("Enter a valid email address.") from None
+        raise ValueError(gettext("Enter a valid email address.")) from None
     return email
 
 
 def normalise_external_id(raw: str) -> str:
     external_id = raw.strip()
     if len(external_id) > MAX_EXTERNAL_ID_LENGTH:
-        raise ValueError(f"Ensure this field has no more than {MAX_EXTERNAL_ID_LENGTH} characters.")
+        raise ValueError(_too_long(MAX_EXTERNAL_ID_LENGTH))
     return external_id
+
+
+def _too_long(limit: int) -> str:
+    return ngettext(
+        "Ensure this field has no more than %(limit)d character.",
+        "Ensure this field has no more than %(limit)d characters.",
+        limit,
+    ) % {"limit": limit}
 
 
 NORMALISERS = {
@@ -96,9 +105,11 @@ def build_identity(
             errors[field] = [str(exc)]
     name = (name or "").strip()
     if len(name) > MAX_NAME_LENGTH:
-        errors["name"] = [f"Ensure this field has no more than {MAX_NAME_LENGTH} characters."]
+        errors["name"] = [_too_long(MAX_NAME_LENGTH)]
     if not errors and not any(normalised.values()):
-        errors["non_field_errors"] = ["Give at least one identifier: external_id, phone or email."]
+        errors["non_field_errors"] = [
+            gettext("Give at least one identifier: external_id, phone or email.")
+        ]
     if errors:
         raise InvalidIdentity(errors)
     return LeadIdentity(name=name, **normalised)

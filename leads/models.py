@@ -2,6 +2,8 @@ from django.contrib.postgres.indexes import GinIndex, OpClass
 from django.db import models
 from django.db.models import Q
 from django.db.models.functions import Upper
+from django.utils.translation import gettext
+from django.utils.translation import gettext_lazy as _
 
 from leads.identity import MAX_EMAIL_LENGTH, MAX_EXTERNAL_ID_LENGTH, MAX_NAME_LENGTH
 
@@ -10,22 +12,26 @@ class Lead(models.Model):
     """One end customer. Absent identifiers are NULL, so uniqueness applies to present ones."""
 
     external_id = models.CharField(
-        max_length=MAX_EXTERNAL_ID_LENGTH, unique=True, null=True, blank=True
+        _("external id"), max_length=MAX_EXTERNAL_ID_LENGTH, unique=True, null=True, blank=True
     )
-    phone = models.CharField(max_length=32, unique=True, null=True, blank=True)
-    email = models.EmailField(max_length=MAX_EMAIL_LENGTH, unique=True, null=True, blank=True)
-    name = models.CharField(max_length=MAX_NAME_LENGTH, blank=True)
-    created_at = models.DateTimeField(auto_now_add=True)
+    phone = models.CharField(_("phone"), max_length=32, unique=True, null=True, blank=True)
+    email = models.EmailField(
+        _("email"), max_length=MAX_EMAIL_LENGTH, unique=True, null=True, blank=True
+    )
+    name = models.CharField(_("name"), max_length=MAX_NAME_LENGTH, blank=True)
+    created_at = models.DateTimeField(_("created at"), auto_now_add=True)
 
     class Meta:
         ordering = ["id"]
+        verbose_name = _("lead")
+        verbose_name_plural = _("leads")
         constraints = [
             models.CheckConstraint(
                 condition=Q(external_id__isnull=False)
                 | Q(phone__isnull=False)
                 | Q(email__isnull=False),
                 name="lead_has_an_identifier",
-                violation_error_message=(
+                violation_error_message=_(
                     "Give the lead at least one of an external id, a phone or an email."
                 ),
             ),
@@ -45,4 +51,10 @@ class Lead(models.Model):
         ]
 
     def __str__(self) -> str:
-        return self.name or self.external_id or self.phone or self.email or f"Lead {self.pk}"
+        return (
+            self.name
+            or self.external_id
+            or self.phone
+            or self.email
+            or gettext("Lead %(id)s") % {"id": self.pk}
+        )

@@ -1,8 +1,8 @@
 #!/bin/sh
 # The container's entrypoint, and the way to serve from a checkout: apply migrations
-# (waiting for the database to accept connections), collect static files, then replace
-# this shell with gunicorn. Arguments, if any, run instead
-# of gunicorn after the migrations (e.g. `manage.py createsuperuser`).
+# (waiting for the database to accept connections), collect static files and compile the
+# translations, then replace this shell with gunicorn. Arguments, if any, run instead of
+# gunicorn after the migrations (e.g. `manage.py createsuperuser`).
 set -eu
 cd "$(dirname "$0")/.."
 PYTHON="${PYTHON:-python}"
@@ -21,9 +21,11 @@ done
 # migrations make it; this makes it again for a deployment that dropped REDIS_URL since.
 "$PYTHON" manage.py createcachetable
 
-# Static files for WhiteNoise, into STATIC_ROOT: gunicorn serves none without them. The
-# image collects them when it is built (and sets COLLECTSTATIC=0); a checkout does it here.
+# Static files for WhiteNoise, into STATIC_ROOT (gunicorn serves none without them), and
+# the compiled translation catalogues. The image builds both (and sets COLLECTSTATIC=0);
+# a checkout does it here.
 if [ "${COLLECTSTATIC:-1}" = "1" ]; then
+  "$PYTHON" -m babel.messages.frontend --quiet compile --directory=locale --domain=django
   "$PYTHON" manage.py collectstatic --noinput --verbosity 0
 fi
 

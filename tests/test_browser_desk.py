@@ -463,7 +463,10 @@ def test_staff_give_a_waiting_contact_to_someone_who_can_take_it_and_close_anoth
         "queue-quiet-bot",
         "queue-web-form",
     ]
-    assert text_of("#queue-quiet-bot")(browser).endswith("Nobody is waiting.")
+    assert text_of("#queue-quiet-bot")(browser).endswith(
+        "Nobody is waiting. A contact queues here only when none of this source's operators "
+        "can take it."
+    )
     card = browser.find_element(By.ID, f"waiting-{sticky.pk}")
     assert card.find_element(By.CSS_SELECTOR, ".waits-for").text.startswith(
         "Waits for Ivan Petrov, the lead's own operator, until "

@@ -1,11 +1,15 @@
-"""What the admin's pages share: the stylesheet, load bars, status badges, refusals."""
+"""What the admin's pages share: the stylesheet, load bars, status badges, refusals, and
+what an empty list says to do next."""
 
 from django.contrib import admin, messages
+from django.contrib.admin.views.main import IGNORED_PARAMS, ChangeList
 from django.forms import BaseInlineFormSet
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.urls import reverse
 from django.utils.html import format_html
 from django.utils.safestring import SafeString
+from django.utils.translation import gettext as _
+from django.utils.translation import ngettext
 
 from core.errors import Conflict
 from distribution.eligibility import OperatorState, percent_full
@@ -21,14 +25,14 @@ def load_bar(state: OperatorState) -> SafeString:
     load, limit = state.load, state.limit
     filled = percent_full(state)
     level = "full" if filled == 100 else "high" if filled >= 80 else "ok"
+    title = _("%(load)s open of %(limit)s allowed") % {"load": load, "limit": limit}
     return format_html(
-        '<span class="load load-{}" title="{} open of {} allowed">'
+        '<span class="load load-{}" title="{}">'
         '<span class="load-text">{} / {}</span>'
         '<span class="load-track"><span class="load-fill" style="width: {}%"></span></span>'
         "</span>",
         level,
-        load,
-        limit,
+        title,
         load,
         limit,
         filled,
@@ -61,15 +65,44 @@ def kept(formset: BaseInlineFormSet) -> list:
 
 
 def report_refusals(
-    model_admin: admin.ModelAdmin, request: HttpRequest, heading: str, refusals: list[str]
+    model_admin: admin.ModelAdmin, request: HttpRequest, message: str, refusals: list[str]
 ) -> None:
-    """One error message listing what an action refused, and why."""
+    """One error message listing what an action refused, and why: `message` is a
+    translated sentence with a %(reason)s placeholder for the list."""
     if not refusals:
         return
     shown = " ".join(refusals[:REFUSALS_SHOWN])
     if len(refusals) > REFUSALS_SHOWN:
-        shown += f" And {len(refusals) - REFUSALS_SHOWN} more."
-    model_admin.message_user(request, f"{heading}: {shown}", messages.ERROR)
+        more = len(refusals) - REFUSALS_SHOWN
+        shown += " " + ngettext("And %(count)d more.", "And %(count)d more.", more) % {
+            "count": more
+        }
+    model_admin.message_user(request, message % {"reason": shown}, messages.ERROR)
+
+
+class EmptyListMixin:
+    """For a ModelAdmin whose change list, when it shows nothing, says what to do next:
+    `empty_list_text` when there is nothing at all, `filtered_empty_text` when filters
+    or a search hide everything. templates/admin/change_list.html shows `cl.empty_text`."""
+
+    empty_list_text: str = ""
+
+    def get_changelist_instance(self, request: HttpRequest) -> ChangeList:
+        changelist = super().get_changelist_instance(request)
+        if not changelist.result_count:
+            if is_narrowed(changelist):
+                changelist.empty_text = self.filtered_empty_text(changelist)
+            else:
+                changelist.empty_text = self.empty_list_text
+        return changelist
+
+    def filtered_empty_text(self, changelist: ChangeList) -> str:
+        return _("Nothing matches these filters or this search: clear them to see all.")
+
+
+def is_narrowed(changelist: ChangeList) -> bool:
+    """Whether a search, a filter or a lookup in the address narrows the list."""
+    return bool(changelist.query) or any(name not in IGNORED_PARAMS for name in changelist.params)
 
 
 class DeleteThroughServiceMixin:

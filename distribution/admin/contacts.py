@@ -13,6 +13,7 @@ from django import forms
 from django.contrib import admin, messages
 from django.contrib.admin.helpers import ActionForm
 from django.contrib.admin.utils import unquote
+from django.contrib.admin.views.main import IGNORED_PARAMS, ChangeList
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db.models import Count, OuterRef, Q, QuerySet, Subquery
 from django.db.models.functions import Coalesce
@@ -24,11 +25,17 @@ from django.utils.formats import date_format
 from django.utils.html import format_html, format_html_join
 from django.utils.safestring import SafeString
 from django.utils.timesince import timesince
-from django.utils.translation import gettext, gettext_lazy
+from django.utils.translation import gettext, gettext_lazy, ngettext
 
 from core.errors import Conflict
 from distribution import eligibility, queries
-from distribution.admin.common import ADMIN_CSS, load_bar, report_refusals, status_badge
+from distribution.admin.common import (
+    ADMIN_CSS,
+    EmptyListMixin,
+    load_bar,
+    report_refusals,
+    status_badge,
+)
 from distribution.api.filters import search_leads
 from distribution.contacts import close_contact, reassign_contact
 from distribution.eligibility import Decision, OperatorState, Reason
@@ -78,20 +85,27 @@ class ContactInline(admin.TabularInline):
     def has_add_permission(self, request: HttpRequest, obj: Lead | None = None) -> bool:
         return False
 
-    @admin.display(description="Status")
+    @admin.display(description=gettext_lazy("Status"))
     def status_badge(self, contact: Contact) -> SafeString:
         return status_badge(contact)
 
 
 @admin.register(Lead)
-class LeadAdmin(admin.ModelAdmin):
+class LeadAdmin(EmptyListMixin, admin.ModelAdmin):
     form = LeadForm
     list_display = ("__str__", "external_id", "phone", "email", "contact_count", "created_at")
     list_filter = ("created_at",)
     # What get_search_results looks in, for the search box's presence; it searches them
     # itself, with its contacts' messages (search_leads).
     search_fields = ("external_id", "phone", "email", "name")
-    search_help_text = "Part of an external id, phone, email, name or of a contact's message."
+    search_help_text = gettext_lazy(
+        "Finds leads by part of their external id, phone, e-mail or name, or of one of "
+        "their contacts' messages."
+    )
+    empty_list_text = gettext_lazy(
+        "No leads yet. A lead appears when a bot sends its first contact with a source's "
+        "API key; you can also add one by hand."
+    )
     readonly_fields = ("created_at",)
     list_select_related = False  # a lead has no foreign keys
     inlines = [ContactInline]
@@ -113,7 +127,7 @@ class LeadAdmin(admin.ModelAdmin):
         )
         return super().get_queryset(request).annotate(contact_total=Coalesce(Subquery(contacts), 0))
 
-    @admin.display(description="Contacts", ordering="contact_total")
+    @admin.display(description=gettext_lazy("Contacts"), ordering="contact_total")
     def contact_count(self, lead: Lead) -> int:
         return lead.contact_total
 
@@ -130,16 +144,6 @@ class LeadAdmin(admin.ModelAdmin):
         if values.keys() & {"phone", "email"}:
             return queryset.filter(identifier_lookup(values)), False
         return search_leads(queryset, term, exact=identifier_lookup(values)), False
-
-
-# Why an operator cannot take a contact now, in a word or two beside its name.
-SHORT_REASONS = {
-    Reason.INACTIVE: gettext_lazy("off the team"),
-    Reason.AWAY: gettext_lazy("away"),
-    Reason.OFFLINE: gettext_lazy("offline"),
-    Reason.OFF_SHIFT: gettext_lazy("off shift"),
-    Reason.AT_LIMIT: gettext_lazy("no room"),
-}
 
 
 class OperatorSelect(forms.Select):
@@ -160,7 +164,7 @@ def operator_label(state: OperatorState, reason: Reason | None) -> str:
     """ "Ivan Petrov — 3 / 5" (load / limit, in load units), or "Oleg — away (0 / 5)"."""
     if reason is None:
         return f"{state.name} — {state.load} / {state.limit}"
-    short = SHORT_REASONS.get(reason, reason)
+    short = eligibility.SHORT_REASONS[reason]
     return f"{state.name} — {short} ({state.load} / {state.limit})"
 
 
@@ -249,7 +253,8 @@ class OfferMissInline(admin.TabularInline):
     readonly_fields = fields
     extra = 0
     can_delete = False
-    verbose_name = "declined or expired offer"
+    verbose_name = gettext_lazy("declined or expired offer")
+    verbose_name_plural = gettext_lazy("declined or expired offers")
 
     def has_add_permission(self, request: HttpRequest, obj: Contact | None = None) -> bool:
         return False
@@ -261,15 +266,31 @@ def decision_html(data: dict | None) -> SafeString:
     load, and what came of it (chosen, why it was left out, or not picked)."""
     decision = Decision.from_json(data or {})
     owner = decision.owner
-    notes = format_html(
-        "{}{}",
+    strategy = decision.strategy or "—"
+    notes = [
         format_html(
-            " &middot; the lead's own operator: {} ({})", owner.name, decision.outcome(owner)
+            gettext("Strategy: <b>{strategy}</b> (after {trigger})"),
+            strategy=strategy,
+            trigger=decision.trigger,
         )
-        if owner
-        else "",
-        format_html(" &middot; costs {} load units", decision.units) if decision.units != 1 else "",
-    )
+        if decision.trigger
+        else format_html(gettext("Strategy: <b>{strategy}</b>"), strategy=strategy)
+    ]
+    if owner:
+        notes.append(
+            format_html(
+                gettext("the lead's own operator: {name} ({outcome})"),
+                name=owner.name,
+                outcome=decision.outcome(owner),
+            )
+        )
+    if decision.units != 1:
+        notes.append(
+            format_html(
+                ngettext("costs {units} load unit", "costs {units} load units", decision.units),
+                units=decision.units,
+            )
+        )
     rows = format_html_join(
         "",
         "<tr><td>{}</td><td>{}</td><td>{} / {}</td><td>{}</td></tr>",
@@ -285,12 +306,14 @@ def decision_html(data: dict | None) -> SafeString:
         ),
     )
     return format_html(
-        "<p>Strategy: <b>{}</b>{}{}</p>"
-        "<table><thead><tr><th>Operator</th><th>Weight</th><th>Open / limit</th>"
-        "<th>Outcome</th></tr></thead><tbody>{}</tbody></table>",
-        decision.strategy or "—",
-        f" (after {decision.trigger})" if decision.trigger else "",
-        notes,
+        "<p>{}</p>"
+        "<table><thead><tr><th>{}</th><th>{}</th><th>{}</th><th>{}</th></tr></thead>"
+        "<tbody>{}</tbody></table>",
+        format_html_join(" &middot; ", "{}", ((note,) for note in notes)),
+        gettext("Operator"),
+        gettext("Weight"),
+        gettext("Open / limit"),
+        gettext("Outcome"),
         rows,
     )
 
@@ -306,8 +329,8 @@ class ContactHistoryInline(admin.TabularInline):
     ordering = ("id",)
     extra = 0
     can_delete = False
-    verbose_name = "step"
-    verbose_name_plural = "timeline"
+    verbose_name = gettext_lazy("step")
+    verbose_name_plural = gettext_lazy("timeline")
     classes = ("contact-timeline",)
 
     def get_queryset(self, request: HttpRequest) -> QuerySet:
@@ -322,22 +345,22 @@ class ContactHistoryInline(admin.TabularInline):
     def has_delete_permission(self, request: HttpRequest, obj: Contact | None = None) -> bool:
         return False
 
-    @admin.display(description="When")
+    @admin.display(description=gettext_lazy("When"))
     def when(self, step: ContactHistory) -> str:
         """In the viewer's time zone (the admin's current one), to the second, with its name."""
         return date_format(timezone.localtime(step.at), "j M Y, H:i:s T")
 
-    @admin.display(description="Decision")
+    @admin.display(description=gettext_lazy("Decision"))
     def decision_at_step(self, step: ContactHistory) -> SafeString | str:
         return decision_html(step.decision) if step.decision else "—"
 
 
 class FlaggedFilter(admin.SimpleListFilter):
-    title = "supervisor's attention"
+    title = gettext_lazy("supervisor's attention")
     parameter_name = "flagged"
 
     def lookups(self, request: HttpRequest, model_admin: admin.ModelAdmin) -> list:
-        return [("yes", "Flagged, not closed")]
+        return [("yes", gettext_lazy("Flagged, not closed"))]
 
     def queryset(self, request: HttpRequest, queryset: QuerySet) -> QuerySet:
         if self.value() == "yes":
@@ -346,12 +369,16 @@ class FlaggedFilter(admin.SimpleListFilter):
 
 
 @admin.register(Contact)
-class ContactAdmin(admin.ModelAdmin):
+class ContactAdmin(EmptyListMixin, admin.ModelAdmin):
     list_display = ("id", "lead", "source", "operator", "status_badge", "age")
     list_display_links = ("id",)
     list_filter = ("status", FlaggedFilter, "source", "operator", "created_at")
     list_select_related = ("lead", "source", "operator")
     search_fields = ("=lead__external_id", "=lead__phone", "=lead__email")
+    search_help_text = gettext_lazy(
+        "Finds the contacts of the lead with this whole external id, phone or e-mail, or "
+        "the contact with this number."
+    )
     # Nothing is edited by hand, so no foreign key needs a picker (autocomplete, raw id):
     # the lead, source and operator show as links.
     readonly_fields = (
@@ -373,6 +400,10 @@ class ContactAdmin(admin.ModelAdmin):
     action_form = ContactActionForm
     actions = ["close", "reassign"]
     list_per_page = 100
+    empty_list_text = gettext_lazy(
+        "No contacts yet. Bots send them to the intake API with a source's API key: add a "
+        "source, put operators on it with their weights, then give its bot a key."
+    )
     # Spares a second count of a million contacts on each filtered or searched page.
     show_full_result_count = False
 
@@ -455,20 +486,20 @@ class ContactAdmin(admin.ModelAdmin):
             return queryset.none(), False
         return queryset.filter(reduce(or_, matches)), False
 
-    @admin.display(description="Status", ordering="status")
+    @admin.display(description=gettext_lazy("Status"), ordering="status")
     def status_badge(self, contact: Contact) -> SafeString:
         return status_badge(contact)
 
-    @admin.display(description="Age", ordering="created_at")
+    @admin.display(description=gettext_lazy("Age"), ordering="created_at")
     def age(self, contact: Contact) -> str:
         return timesince(contact.created_at, depth=1)
 
-    @admin.display(description="Decision")
+    @admin.display(description=gettext_lazy("Decision"))
     def decision_table(self, contact: Contact) -> SafeString:
         """Why the engine chose this operator: every candidate, and why others were left out."""
         return decision_html(contact.decision)
 
-    @admin.action(description="Close selected contacts", permissions=["change"])
+    @admin.action(description=gettext_lazy("Close selected contacts"), permissions=["change"])
     def close(self, request: HttpRequest, queryset: QuerySet) -> None:
         refusals = []
         closed = 0
@@ -476,21 +507,24 @@ class ContactAdmin(admin.ModelAdmin):
             try:
                 close_contact(contact=contact)
             except Conflict as refusal:
-                refusals.append(f"Contact {contact.pk}: {refusal}")
+                refusals.append(refused(contact, refusal))
             else:
                 closed += 1
         if closed:
-            self.message_user(request, f"{closed} contact(s) closed.", messages.SUCCESS)
-        report_refusals(self, request, "Not closed", refusals)
+            message = ngettext(
+                "%(count)d contact(s) closed.", "%(count)d contact(s) closed.", closed
+            ) % {"count": closed}
+            self.message_user(request, message, messages.SUCCESS)
+        report_refusals(self, request, gettext("Not closed: %(reason)s"), refusals)
 
-    @admin.action(description="Reassign selected contacts", permissions=["change"])
+    @admin.action(description=gettext_lazy("Reassign selected contacts"), permissions=["change"])
     def reassign(self, request: HttpRequest, queryset: QuerySet) -> None:
         """To the operator chosen beside the action, or by the source's rule."""
         # The admin has validated the action form, the operator field with it.
         operator_id = request.POST.get("operator")
         operator = Operator.objects.filter(pk=operator_id).first() if operator_id else None
         if operator_id and operator is None:
-            self.message_user(request, "That operator no longer exists.", messages.ERROR)
+            self.message_user(request, gettext("That operator no longer exists."), messages.ERROR)
             return
         refusals = []
         moved = []
@@ -498,12 +532,41 @@ class ContactAdmin(admin.ModelAdmin):
             try:
                 moved.append(reassign_contact(contact=contact, operator=operator))
             except Conflict as refusal:
-                refusals.append(f"Contact {contact.pk}: {refusal}")
+                refusals.append(refused(contact, refusal))
         if moved:
             names = sorted({contact.operator.name for contact in moved})
-            self.message_user(
-                request,
-                f"{len(moved)} contact(s) reassigned to {', '.join(names)}.",
-                messages.SUCCESS,
-            )
-        report_refusals(self, request, "Not reassigned", refusals)
+            message = ngettext(
+                "%(count)d contact(s) reassigned to %(operators)s.",
+                "%(count)d contact(s) reassigned to %(operators)s.",
+                len(moved),
+            ) % {"count": len(moved), "operators": ", ".join(names)}
+            self.message_user(request, message, messages.SUCCESS)
+        report_refusals(self, request, gettext("Not reassigned: %(reason)s"), refusals)
+
+    def filtered_empty_text(self, changelist: ChangeList) -> str:
+        """A list narrowed to one status, and nothing else, says what that means."""
+        narrowed = {name for name in changelist.params if name not in IGNORED_PARAMS}
+        status = changelist.params.get("status__exact")
+        if changelist.query:
+            return super().filtered_empty_text(changelist)
+        if narrowed == {"status__exact"} and status in EMPTY_STATUS_TEXTS:
+            return EMPTY_STATUS_TEXTS[status]
+        if narrowed == {"flagged"}:
+            return gettext("No open contact needs a supervisor's attention.")
+        return super().filtered_empty_text(changelist)
+
+
+# What a list of contacts of one status says when it is empty.
+EMPTY_STATUS_TEXTS = {
+    Contact.Status.WAITING: gettext_lazy(
+        "No contact is waiting: every contact that came in has gone to an operator."
+    ),
+    Contact.Status.OFFERED: gettext_lazy("No contact is offered to an operator right now."),
+    Contact.Status.OPEN: gettext_lazy("No contact is open right now."),
+    Contact.Status.CLOSED: gettext_lazy("No contact has been closed yet."),
+}
+
+
+def refused(contact: Contact, refusal: Conflict) -> str:
+    """One contact an action left as it was, and why."""
+    return gettext("Contact %(id)s: %(reason)s") % {"id": contact.pk, "reason": refusal}

@@ -19,6 +19,7 @@ from django.utils.translation import gettext_lazy, ngettext
 from distribution.admin.common import load_bar
 from distribution.eligibility import is_at_limit
 from distribution.forms import PRESET_DAYS, ReportPeriodForm
+from distribution.models import Source
 from distribution.preview import source_warnings
 from distribution.reports import Bucket, OperatorShare, SourceReport, distribution_report
 
@@ -124,6 +125,7 @@ class Chart:
 @dataclass
 class SourceCard:
     report: SourceReport
+    strategy: str  # the source's strategy as staff read it
     rows: list[ShareRow]
     scale: int  # the share, in %, that a full bar stands for
     warnings: list[str]
@@ -137,11 +139,20 @@ def source_card(report: SourceReport) -> SourceCard:
     scale = max(10, math.ceil(max(shares, default=0.0) * 10) * 10)
     return SourceCard(
         report=report,
+        strategy=strategy_label(report.strategy),
         rows=[_share_row(row, scale, report) for row in report.operators],
         scale=scale,
         warnings=_card_warnings(report),
         chart=timeline_chart(report),
     )
+
+
+def strategy_label(strategy: str) -> str:
+    """ "Weighted random" for "weighted_random"; an unknown value as it is."""
+    try:
+        return str(Source.Strategy(strategy).label)
+    except ValueError:
+        return strategy
 
 
 def _share_row(row: OperatorShare, scale: int, report: SourceReport) -> ShareRow:

@@ -7,20 +7,40 @@ from django.db.models import QuerySet
 from django.forms import ModelForm
 from django.http import HttpRequest
 from django.utils.html import format_html
+from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy, ngettext
 
+from distribution.admin.common import EmptyListMixin
 from distribution.models import SourceApiKey
 from distribution.sources import create_source_key, revoke_source_key
 
 
+class LiveFilter(admin.SimpleListFilter):
+    title = gettext_lazy("live or revoked")
+    parameter_name = "live"
+
+    def lookups(self, request: HttpRequest, model_admin: admin.ModelAdmin) -> list:
+        return [("yes", gettext_lazy("Live")), ("no", gettext_lazy("Revoked"))]
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet) -> QuerySet:
+        if self.value() in ("yes", "no"):
+            return queryset.filter(revoked_at__isnull=self.value() == "yes")
+        return queryset
+
+
 @admin.register(SourceApiKey)
-class SourceApiKeyAdmin(admin.ModelAdmin):
+class SourceApiKeyAdmin(EmptyListMixin, admin.ModelAdmin):
     list_display = ("prefix", "source", "name", "created_at", "last_used", "is_live")
-    list_filter = (("revoked_at", admin.EmptyFieldListFilter), "source")
+    list_filter = (LiveFilter, "source")
     search_fields = ("prefix", "name", "source__code")
     autocomplete_fields = ("source",)
     readonly_fields = ("prefix", "created_at", "last_used_at", "revoked_at")
     list_select_related = ("source",)
     actions = ("revoke",)
+    empty_list_text = gettext_lazy(
+        "No API keys yet. Add one for a source and give it to the source's bot: the bot "
+        "sends contacts with it. The key is shown once, when it is made."
+    )
 
     def get_fields(self, request: HttpRequest, obj: SourceApiKey | None = None) -> tuple:
         if obj is None:
@@ -44,25 +64,32 @@ class SourceApiKeyAdmin(admin.ModelAdmin):
         self.message_user(
             request,
             format_html(
-                "API key for {}: <code>{}</code>. Copy it now: only its hash is stored, "
-                "it cannot be shown again.",
-                obj.source,
-                key,
+                _(
+                    "API key for {source}: <code>{key}</code>. Copy it now: only its hash is "
+                    "stored, it cannot be shown again."
+                ),
+                source=obj.source,
+                key=key,
             ),
             messages.WARNING,
         )
 
-    @admin.display(description="last used", ordering="last_used_at", empty_value="never")
+    @admin.display(
+        description=gettext_lazy("last used"),
+        ordering="last_used_at",
+        empty_value=gettext_lazy("never"),
+    )
     def last_used(self, obj: SourceApiKey) -> datetime | None:
         return obj.last_used_at
 
-    @admin.display(description="live", boolean=True)
+    @admin.display(description=gettext_lazy("live"), boolean=True)
     def is_live(self, obj: SourceApiKey) -> bool:
         return not obj.is_revoked
 
-    @admin.action(description="Revoke the selected keys (they stop working at once)")
+    @admin.action(description=gettext_lazy("Revoke the selected keys (they stop working at once)"))
     def revoke(self, request: HttpRequest, queryset: QuerySet[SourceApiKey]) -> None:
         live = list(queryset.filter(revoked_at__isnull=True))
         for api_key in live:
             revoke_source_key(api_key=api_key)
-        self.message_user(request, f"{len(live)} key(s) revoked.", messages.SUCCESS)
+        message = ngettext("%(count)d key(s) revoked.", "%(count)d key(s) revoked.", len(live))
+        self.message_user(request, message % {"count": len(live)}, messages.SUCCESS)

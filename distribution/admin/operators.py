@@ -11,10 +11,13 @@ from django.http import HttpRequest
 from django.urls import reverse
 from django.utils.html import format_html, format_html_join
 from django.utils.safestring import SafeString
+from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy, ngettext
 
 from distribution.admin.common import (
     ADMIN_CSS,
     DeleteThroughServiceMixin,
+    EmptyListMixin,
     kept,
     load_bar,
     submitted_weights,
@@ -37,11 +40,11 @@ SOURCES_SHOWN = 4
 
 
 class AtLimitFilter(admin.SimpleListFilter):
-    title = "load"
+    title = gettext_lazy("load")
     parameter_name = "load"
 
     def lookups(self, request: HttpRequest, model_admin: admin.ModelAdmin) -> list:
-        return [("full", "At the limit"), ("room", "Has room")]
+        return [("full", gettext_lazy("At the limit")), ("room", gettext_lazy("Has room"))]
 
     def queryset(self, request: HttpRequest, queryset: QuerySet) -> QuerySet:
         # `load` is annotated by OperatorAdmin.get_queryset.
@@ -63,7 +66,10 @@ class ShiftFormSet(BaseInlineFormSet):
         ]
         if pairs := overlaps(shifts):
             first, second = pairs[0]
-            raise ValidationError(f"Shifts {first + 1} and {second + 1} overlap.")
+            raise ValidationError(
+                _("Shifts %(first)d and %(second)d overlap.")
+                % {"first": first + 1, "second": second + 1}
+            )
 
 
 class ShiftInline(admin.TabularInline):
@@ -71,7 +77,10 @@ class ShiftInline(admin.TabularInline):
     formset = ShiftFormSet
     fields = ("weekday", "start", "end")
     extra = 0
-    verbose_name_plural = "Shifts (in the operator's time zone; none: always on shift)"
+    verbose_name = gettext_lazy("shift")
+    verbose_name_plural = gettext_lazy(
+        "Shifts, in the operator's time zone (with none, the operator is always on shift)"
+    )
 
 
 class DayOffInline(admin.TabularInline):
@@ -86,15 +95,15 @@ class OperatorWeightInline(admin.TabularInline):
     fields = ("source", "weight")
     autocomplete_fields = ("source",)
     extra = 1
-    verbose_name = "source"
-    verbose_name_plural = "Sources and weights"
+    verbose_name = gettext_lazy("source")
+    verbose_name_plural = gettext_lazy("Sources and weights")
 
     def get_queryset(self, request: HttpRequest) -> QuerySet:
         return super().get_queryset(request).select_related("source")
 
 
 @admin.register(Operator)
-class OperatorAdmin(DeleteThroughServiceMixin, admin.ModelAdmin):
+class OperatorAdmin(DeleteThroughServiceMixin, EmptyListMixin, admin.ModelAdmin):
     list_display = ("name", "is_active", "status", "load", "sources_and_weights", "desk_login")
     list_display_links = ("name",)
     list_filter = (
@@ -123,6 +132,10 @@ class OperatorAdmin(DeleteThroughServiceMixin, admin.ModelAdmin):
     inlines = [OperatorWeightInline, ShiftInline, DayOffInline]
     actions = ["activate", "deactivate", "give_desk_login"]
     list_per_page = 50
+    empty_list_text = gettext_lazy(
+        "No operators yet. Add one, put it on sources with a weight each, then give it a "
+        "desk login (an action on this list) so it can take contacts."
+    )
 
     class Media:
         css = ADMIN_CSS
@@ -136,13 +149,13 @@ class OperatorAdmin(DeleteThroughServiceMixin, admin.ModelAdmin):
             .prefetch_related(Prefetch("weights", queryset=weights))
         )
 
-    @admin.display(description="Open / limit", ordering="load")
+    @admin.display(description=gettext_lazy("Open / limit"), ordering="load")
     def load(self, operator: Operator) -> SafeString:
         if operator.pk is None:
             return format_html("{}", "—")
         return load_bar(state_of(operator))
 
-    @admin.display(description="Sources (weight)")
+    @admin.display(description=gettext_lazy("Sources (weight)"))
     def sources_and_weights(self, operator: Operator) -> SafeString:
         weights = list(operator.weights.all())
         shown = format_html_join(
@@ -151,10 +164,15 @@ class OperatorAdmin(DeleteThroughServiceMixin, admin.ModelAdmin):
             ((weight.source.code, weight.weight) for weight in weights[:SOURCES_SHOWN]),
         )
         if len(weights) > SOURCES_SHOWN:
-            return format_html("{} and {} more", shown, len(weights) - SOURCES_SHOWN)
-        return shown or format_html('<span class="quiet">{}</span>', "no source")
+            more = len(weights) - SOURCES_SHOWN
+            return format_html(
+                ngettext("{sources} and {count} more", "{sources} and {count} more", more),
+                sources=shown,
+                count=more,
+            )
+        return shown or format_html('<span class="quiet">{}</span>', _("no source"))
 
-    @admin.display(description="Desk login", ordering="user__username")
+    @admin.display(description=gettext_lazy("Desk login"), ordering="user__username")
     def desk_login(self, operator: Operator) -> str:
         return operator.user.get_username() if operator.user else "—"
 
@@ -177,11 +195,12 @@ class OperatorAdmin(DeleteThroughServiceMixin, admin.ModelAdmin):
             update_operator(operator=obj, **fields)
             # A raised limit, or the operator made available, takes waiting contacts.
             if taken := _open_count([obj.pk]) - open_before:
-                self.message_user(
-                    request,
-                    f"{taken} waiting contact(s) were assigned to {obj.name}.",
-                    messages.SUCCESS,
-                )
+                message = ngettext(
+                    "%(count)d waiting contact(s) were assigned to %(name)s.",
+                    "%(count)d waiting contact(s) were assigned to %(name)s.",
+                    taken,
+                ) % {"count": taken, "name": obj.name}
+                self.message_user(request, message, messages.SUCCESS)
         else:
             created = create_operator(**fields)
             obj.pk, obj.created_at = created.pk, created.created_at
@@ -201,16 +220,18 @@ class OperatorAdmin(DeleteThroughServiceMixin, admin.ModelAdmin):
     def delete_model(self, request: HttpRequest, obj: Operator) -> None:
         delete_operator(operator=obj)
 
-    @admin.action(description="Activate selected operators", permissions=["change"])
+    @admin.action(description=gettext_lazy("Activate selected operators"), permissions=["change"])
     def activate(self, request: HttpRequest, queryset: QuerySet) -> None:
         self._set_active(request, queryset.filter(is_active=False), active=True)
 
-    @admin.action(description="Deactivate selected operators", permissions=["change"])
+    @admin.action(description=gettext_lazy("Deactivate selected operators"), permissions=["change"])
     def deactivate(self, request: HttpRequest, queryset: QuerySet) -> None:
         self._set_active(request, queryset.filter(is_active=True), active=False)
 
     @admin.action(
-        description="Give selected operators a desk login (one-time set-password links)",
+        description=gettext_lazy(
+            "Give selected operators a desk login (one-time set-password links)"
+        ),
         permissions=["change"],
     )
     def give_desk_login(self, request: HttpRequest, queryset: QuerySet) -> None:
@@ -222,12 +243,13 @@ class OperatorAdmin(DeleteThroughServiceMixin, admin.ModelAdmin):
             self.message_user(
                 request,
                 format_html(
-                    "{} signs in to the desk as <b>{}</b>. Send this link (it works once) "
-                    'to set the password: <a href="{}">{}</a>',
-                    operator.name,
-                    user.get_username(),
-                    link,
-                    link,
+                    _(
+                        "{name} signs in to the desk as <b>{username}</b>. Send this link "
+                        '(it works once) to set the password: <a href="{link}">{link}</a>'
+                    ),
+                    name=operator.name,
+                    username=user.get_username(),
+                    link=link,
                 ),
                 messages.SUCCESS,
             )
@@ -238,24 +260,43 @@ class OperatorAdmin(DeleteThroughServiceMixin, admin.ModelAdmin):
         open_before = _open_count(ids)
         for operator in operators:
             update_operator(operator=operator, is_active=active)
-        verb = "activated" if active else "deactivated"
-        message = format_html("{} operator(s) {}.", len(operators), verb)
+        count = len(operators)
+        if active:
+            done = ngettext(
+                "%(count)d operator(s) activated.", "%(count)d operator(s) activated.", count
+            )
+        else:
+            done = ngettext(
+                "%(count)d operator(s) deactivated.", "%(count)d operator(s) deactivated.", count
+            )
+        sentences = [format_html("{}", done % {"count": count})]
         if taken := _open_count(ids) - open_before:
-            message = format_html("{} {} waiting contact(s) were assigned to them.", message, taken)
+            taken_text = ngettext(
+                "%(count)d waiting contact(s) were assigned to them.",
+                "%(count)d waiting contact(s) were assigned to them.",
+                taken,
+            )
+            sentences.append(format_html("{}", taken_text % {"count": taken}))
         if not active and (kept := _open_count(ids)):
             # Their open contacts stay with them: say so, and lead to the bulk reassign.
             contacts = reverse("admin:distribution_contact_changelist")
             query = urlencode(
                 {"operator__id__in": ",".join(map(str, ids)), "status__exact": "open"}
             )
-            message = format_html(
-                '{} They keep {} open contact(s): <a href="{}?{}">reassign them</a> '
-                "(select them, then the action Reassign).",
-                message,
-                kept,
-                contacts,
-                query,
+            sentences.append(
+                format_html(
+                    ngettext(
+                        'They keep {count} open contact(s): <a href="{url}">reassign them</a> '
+                        "(select them, then the action Reassign).",
+                        'They keep {count} open contact(s): <a href="{url}">reassign them</a> '
+                        "(select them, then the action Reassign).",
+                        kept,
+                    ),
+                    count=kept,
+                    url=f"{contacts}?{query}",
+                )
             )
+        message = format_html_join(" ", "{}", ((sentence,) for sentence in sentences))
         self.message_user(request, message, messages.SUCCESS)
 
 

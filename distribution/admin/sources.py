@@ -8,13 +8,17 @@ from django.forms import BaseInlineFormSet, ModelForm
 from django.http import HttpRequest, HttpResponse
 from django.template.response import TemplateResponse
 from django.urls import URLPattern, path
+from django.utils import formats, timezone
 from django.utils.html import format_html, format_html_join
 from django.utils.safestring import SafeString
+from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
 
 from distribution.admin import distribution_page
 from distribution.admin.common import (
     ADMIN_CSS,
     DeleteThroughServiceMixin,
+    EmptyListMixin,
     load_bar,
     submitted_weights,
 )
@@ -34,12 +38,12 @@ from distribution.sources import (
 class SourceWeightInline(admin.TabularInline):
     model = OperatorSourceWeight
     fk_name = "source"
-    fields = ("operator", "weight", "operator_load", "target_share")
-    readonly_fields = ("operator_load", "target_share")
+    fields = ("operator", "weight", "operator_load", "target_share", "on_source_since")
+    readonly_fields = ("operator_load", "target_share", "on_source_since")
     autocomplete_fields = ("operator",)
     extra = 1
-    verbose_name = "operator"
-    verbose_name_plural = "Operators and weights"
+    verbose_name = gettext_lazy("operator")
+    verbose_name_plural = gettext_lazy("Operators and weights")
 
     def get_queryset(self, request: HttpRequest) -> QuerySet:
         active_weight = (
@@ -59,20 +63,30 @@ class SourceWeightInline(admin.TabularInline):
             .annotate(active_weight=Coalesce(Subquery(active_weight), 0))
         )
 
-    @admin.display(description="Open / limit")
+    @admin.display(description=gettext_lazy("Open / limit"))
     def operator_load(self, weight: OperatorSourceWeight) -> SafeString:
         if weight.pk is None:
             return format_html("{}", "—")
         return load_bar(state_of(weight.operator, load=weight.load))
 
-    @admin.display(description="Target share")
+    @admin.display(description=gettext_lazy("Target share"))
     def target_share(self, weight: OperatorSourceWeight) -> SafeString:
         """weight / sum of the active operators' weights here, as in the report."""
         if weight.pk is None:
             return format_html("{}", "—")
         if not weight.operator.is_active:
-            return format_html('<span class="quiet">{}</span>', "0% (inactive)")
+            return format_html(
+                '<span class="quiet">{}</span>', _("%(share)s (inactive)") % {"share": "0%"}
+            )
         return format_html("{}%", f"{100 * weight.weight / weight.active_weight:.1f}")
+
+    @admin.display(description=gettext_lazy("On the source since"))
+    def on_source_since(self, weight: OperatorSourceWeight) -> str:
+        """When the operator joined the source (a weight change keeps it): the
+        distribution page measures its share from then on."""
+        if weight.pk is None:
+            return "—"
+        return formats.date_format(timezone.localtime(weight.since), "j M Y, H:i")
 
 
 class OverflowWeightInline(admin.TabularInline):
@@ -81,32 +95,36 @@ class OverflowWeightInline(admin.TabularInline):
     fields = ("operator", "weight")
     autocomplete_fields = ("operator",)
     extra = 0
-    verbose_name = "overflow operator"
-    verbose_name_plural = (
+    verbose_name = gettext_lazy("overflow operator")
+    verbose_name_plural = gettext_lazy(
         "Overflow operators: who may also take contacts that waited past the overflow time"
     )
 
 
 @admin.register(Source)
-class SourceAdmin(DeleteThroughServiceMixin, admin.ModelAdmin):
+class SourceAdmin(DeleteThroughServiceMixin, EmptyListMixin, admin.ModelAdmin):
     list_display = ("code", "name", "strategy", "is_active", "operators", "waiting", "health")
     list_filter = ("is_active", "strategy")
     search_fields = ("code", "name")
     readonly_fields = ("created_at",)
     fieldsets = (
         (None, {"fields": ("code", "name", "strategy", "is_active", "priority", "load_units")}),
-        ("Offers", {"fields": ("accept_timeout_seconds", "max_offers")}),
+        (gettext_lazy("Offers"), {"fields": ("accept_timeout_seconds", "max_offers")}),
         (
-            "A returning lead's own operator",
+            gettext_lazy("A returning lead's own operator"),
             {"fields": ("sticky", "sticky_days", "sticky_wait_seconds")},
         ),
-        ("Overflow", {"fields": ("overflow_after_seconds",)}),
+        (gettext_lazy("Overflow"), {"fields": ("overflow_after_seconds",)}),
         (None, {"fields": ("created_at",)}),
     )
     list_select_related = False  # a source has no foreign keys; weights are prefetched
     inlines = [SourceWeightInline, OverflowWeightInline]
     list_per_page = 50
     change_form_template = "admin/distribution/source/change_form.html"
+    empty_list_text = gettext_lazy(
+        "No sources yet. Add one for each bot, put operators on it with their weights, then "
+        "give the bot an API key of the source: the bot sends contacts with that key."
+    )
 
     class Media:
         css = ADMIN_CSS
@@ -131,7 +149,7 @@ class SourceAdmin(DeleteThroughServiceMixin, admin.ModelAdmin):
             .prefetch_related(Prefetch("weights", queryset=weights))
         )
 
-    @admin.display(description="Operators (weight)")
+    @admin.display(description=gettext_lazy("Operators (weight)"))
     def operators(self, source: Source) -> SafeString:
         return format_html_join(
             " ",
@@ -142,11 +160,11 @@ class SourceAdmin(DeleteThroughServiceMixin, admin.ModelAdmin):
             ),
         )
 
-    @admin.display(description="Waiting", ordering="waiting_count")
+    @admin.display(description=gettext_lazy("Waiting"), ordering="waiting_count")
     def waiting(self, source: Source) -> int:
         return source.waiting_count
 
-    @admin.display(description="Warnings")
+    @admin.display(description=gettext_lazy("Warnings"))
     def health(self, source: Source) -> SafeString:
         operators = [
             state_of(weight.operator, load=weight.load, weight=weight.weight)
@@ -203,6 +221,7 @@ class SourceAdmin(DeleteThroughServiceMixin, admin.ModelAdmin):
                 units=source.load_units,
             )
             context["preview"] = preview_next_contacts(source=source)
+            context["preview_strategy"] = source.get_strategy_display()
         return super().change_view(request, object_id, form_url, context)
 
     def get_urls(self) -> list[URLPattern]:

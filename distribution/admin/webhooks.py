@@ -11,8 +11,11 @@ from django.urls import reverse
 from django.utils import timezone
 from django.utils.html import format_html
 from django.utils.safestring import SafeString
+from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy, ngettext
 
 from distribution import events
+from distribution.admin.common import EmptyListMixin
 from distribution.models import Source
 from events import webhooks
 from events.models import WebhookAttempt, WebhookDelivery, WebhookEndpoint
@@ -25,18 +28,22 @@ def source_choices() -> list[tuple[str, str]]:
 
 
 class WebhookEndpointForm(forms.ModelForm):
-    url = forms.URLField(max_length=500, assume_scheme="https")
+    url = forms.URLField(max_length=500, assume_scheme="https", label=gettext_lazy("URL"))
     sources = forms.MultipleChoiceField(
+        label=gettext_lazy("Sources"),
         choices=source_choices,
         required=False,
         widget=forms.CheckboxSelectMultiple,
-        help_text="None: every source's events (and those of no source).",
+        help_text=gettext_lazy(
+            "Leave all unticked to get every source's events (and those of no source)."
+        ),
     )
     event_types = forms.MultipleChoiceField(
+        label=gettext_lazy("Event types"),
         choices=[(event_type, event_type) for event_type in events.TYPES],
         required=False,
         widget=forms.CheckboxSelectMultiple,
-        help_text="None: every type.",
+        help_text=gettext_lazy("Leave all unticked to get every type."),
     )
 
     class Meta:
@@ -45,12 +52,16 @@ class WebhookEndpointForm(forms.ModelForm):
 
 
 @admin.register(WebhookEndpoint)
-class WebhookEndpointAdmin(admin.ModelAdmin):
+class WebhookEndpointAdmin(EmptyListMixin, admin.ModelAdmin):
     form = WebhookEndpointForm
     list_display = ("url", "description", "is_active", "filters", "pending", "failures")
     list_filter = ("is_active",)
     search_fields = ("url", "description")
     readonly_fields = ("created_at", "failures", "next_attempt_at", "deliveries_link")
+    empty_list_text = gettext_lazy(
+        "No webhooks yet. Add one to have events (a contact assigned, closed and so on) "
+        "posted to your system's address as they happen."
+    )
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[WebhookEndpoint]:
         # A subquery on the pending deliveries' index, not a join over every delivery made.
@@ -81,28 +92,32 @@ class WebhookEndpointAdmin(admin.ModelAdmin):
         self.message_user(
             request,
             format_html(
-                "Signing secret for {}: <code>{}</code>. Copy it to the receiver now: it is "
-                "not shown again.",
-                endpoint.url,
-                endpoint.secret,
+                _(
+                    "Signing secret for {url}: <code>{secret}</code>. Copy it to the receiver "
+                    "now: it is not shown again."
+                ),
+                url=endpoint.url,
+                secret=endpoint.secret,
             ),
             messages.WARNING,
         )
 
-    @admin.display(description="gets")
+    @admin.display(description=gettext_lazy("gets"))
     def filters(self, obj: WebhookEndpoint) -> str:
-        sources = ", ".join(obj.sources) or "every source"
-        types = ", ".join(obj.event_types) or "every type"
-        return f"{types}; {sources}"
+        sources = ", ".join(obj.sources) or _("every source")
+        types = ", ".join(obj.event_types) or _("every type")
+        return _("%(types)s; %(sources)s") % {"types": types, "sources": sources}
 
-    @admin.display(description="pending", ordering="pending_count")
+    @admin.display(description=gettext_lazy("pending"), ordering="pending_count")
     def pending(self, obj: WebhookEndpoint) -> int:
         return obj.pending_count
 
-    @admin.display(description="deliveries")
+    @admin.display(description=gettext_lazy("deliveries"))
     def deliveries_link(self, obj: WebhookEndpoint) -> SafeString:
         url = reverse("admin:events_webhookdelivery_changelist")
-        return format_html('<a href="{}?endpoint__id__exact={}">Its deliveries</a>', url, obj.pk)
+        return format_html(
+            '<a href="{}?endpoint__id__exact={}">{}</a>', url, obj.pk, _("Its deliveries")
+        )
 
 
 class WebhookAttemptInline(admin.TabularInline):
@@ -117,7 +132,7 @@ class WebhookAttemptInline(admin.TabularInline):
 
 
 @admin.register(WebhookDelivery)
-class WebhookDeliveryAdmin(admin.ModelAdmin):
+class WebhookDeliveryAdmin(EmptyListMixin, admin.ModelAdmin):
     list_display = ("id", "endpoint", "event_type", "event_id", "status", "attempts", "created_at")
     list_filter = ("status", "endpoint")
     search_fields = ("endpoint__url", "event__type")
@@ -135,19 +150,26 @@ class WebhookDeliveryAdmin(admin.ModelAdmin):
     fields = readonly_fields
     inlines = (WebhookAttemptInline,)
     actions = ("send_again",)
+    empty_list_text = gettext_lazy(
+        "No deliveries yet. One is made for each event an active webhook asks for."
+    )
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False
 
-    @admin.display(description="event", ordering="event__type")
+    @admin.display(description=gettext_lazy("event"), ordering="event__type")
     def event_type(self, obj: WebhookDelivery) -> str:
         return obj.event.type
 
-    @admin.action(description="Send again (now, with the same webhook-id)")
+    @admin.action(description=gettext_lazy("Send again (now, with the same webhook-id)"))
     def send_again(self, request: HttpRequest, queryset: QuerySet[WebhookDelivery]) -> None:
         deliveries = list(queryset)
         for delivery in deliveries:
             webhooks.send_again(delivery=delivery, now=timezone.now())
-        self.message_user(
-            request, f"{len(deliveries)} delivery(ies) will be sent again.", messages.SUCCESS
-        )
+        count = len(deliveries)
+        message = ngettext(
+            "%(count)d delivery(ies) will be sent again.",
+            "%(count)d delivery(ies) will be sent again.",
+            count,
+        ) % {"count": count}
+        self.message_user(request, message, messages.SUCCESS)

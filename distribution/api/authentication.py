@@ -14,6 +14,8 @@ from django.conf import settings
 from django.db.models import Q
 from django.http import HttpRequest
 from django.utils import timezone
+from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
 from drf_spectacular.extensions import OpenApiAuthenticationExtension
 from drf_spectacular.plumbing import build_bearer_security_scheme_object
 from rest_framework.authentication import BaseAuthentication, get_authorization_header
@@ -59,14 +61,14 @@ class SourceKeyAuthentication(BaseAuthentication):
         if not parts or parts[0].lower() != KEYWORD.lower().encode():
             return None
         if len(parts) != 2:
-            raise AuthenticationFailed("Invalid Bearer header: give exactly one API key.")
+            raise AuthenticationFailed(_("Invalid Bearer header: give exactly one API key."))
         try:
             key = parts[1].decode()
         except UnicodeDecodeError:
-            raise AuthenticationFailed("Invalid API key.") from None
+            raise AuthenticationFailed(_("Invalid API key.")) from None
         api_key = find_source_key(key)
         if api_key is None:
-            raise AuthenticationFailed("Invalid or revoked API key.")
+            raise AuthenticationFailed(_("Invalid or revoked API key."))
         note_key_use(api_key.pk, now=timezone.now())
         # Known from here on, also when the request then fails validation.
         log_ids(request, source=api_key.source.code)
@@ -121,7 +123,7 @@ def signed_in_operator(request: Request | HttpRequest) -> Operator | None:
 class IsOperator(BasePermission):
     """A signed-in operator (its own login): the desk's API."""
 
-    message = "Only an operator's login may do this."
+    message = gettext_lazy("Only an operator's login may do this.")
 
     def has_permission(self, request: Request, view: APIView) -> bool:
         return signed_in_operator(request) is not None
@@ -149,7 +151,7 @@ class IsStaffOrSourceBot(IsAdminUser):
 class NamesOwnSource(BasePermission):
     """A bot may name no source but its own in a request body (`source`: a code)."""
 
-    message = "This API key may only act for its own source."
+    message = gettext_lazy("This API key may only act for its own source.")
 
     def has_permission(self, request: Request, view: APIView) -> bool:
         if not isinstance(request.auth, SourceApiKey):

@@ -9,6 +9,8 @@ from django import forms
 from django.db.backends.base.base import BaseDatabaseWrapper
 from django.db.models import Func, Q, QuerySet, TextField
 from django.db.models.sql.compiler import SQLCompiler
+from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
 
 from distribution.models import Contact
 from leads.identity import normalise_phone
@@ -71,7 +73,7 @@ def search_leads(leads: QuerySet[Lead], term: str, *, exact: Q | None = None) ->
 class LeadFilter(django_filters.FilterSet):
     search = django_filters.CharFilter(
         method="filter_search",
-        label=(
+        label=gettext_lazy(
             "Part of an external id, phone, email, name or of a contact's message; "
             "a phone in any spelling."
         ),
@@ -100,7 +102,7 @@ class ContactFilterForm(forms.Form):
             if moment is not None:
                 moment.astimezone(UTC)
         except OverflowError:
-            raise forms.ValidationError("Date and time out of range.") from None
+            raise forms.ValidationError(_("Date and time out of range.")) from None
         return moment
 
     def clean_created_after(self) -> datetime | None:
@@ -113,10 +115,14 @@ class ContactFilterForm(forms.Form):
 class ContactFilter(django_filters.FilterSet):
     status = django_filters.ChoiceFilter(choices=Contact.Status.choices)
     created_after = django_filters.IsoDateTimeFilter(
-        field_name="created_at", lookup_expr="gte", label="Created at or after (ISO 8601)."
+        field_name="created_at",
+        lookup_expr="gte",
+        label=gettext_lazy("Created at or after (ISO 8601)."),
     )
     created_before = django_filters.IsoDateTimeFilter(
-        field_name="created_at", lookup_expr="lte", label="Created at or before (ISO 8601)."
+        field_name="created_at",
+        lookup_expr="lte",
+        label=gettext_lazy("Created at or before (ISO 8601)."),
     )
 
     class Meta:

@@ -4,6 +4,8 @@ from typing import Any
 
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import AbstractBaseUser
+from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
@@ -15,6 +17,7 @@ from distribution.models import (
     OfferMiss,
     Operator,
     OperatorSourceWeight,
+    OverflowWeight,
     Source,
 )
 from distribution.shifts import ShiftInterval, overlaps
@@ -33,15 +36,24 @@ MAX_INTEGER = 2**31 - 1
 MAX_ID = 2**63 - 1
 
 
+# When an operator joined a source (OperatorSourceWeight.since): set when the pair is
+# made, kept through weight changes; the distribution report measures its share from then.
+WEIGHT_SINCE_HELP = gettext_lazy(
+    "When the operator joined the source; a change of its weight keeps it. Its shares in "
+    "the distribution report count from then."
+)
+
+
 class OperatorSourceSerializer(serializers.ModelSerializer):
-    """One of an operator's sources, with the operator's weight there."""
+    """One of an operator's sources, with the operator's weight there and since when."""
 
     source = serializers.IntegerField(source="source_id", read_only=True)
     code = serializers.CharField(source="source.code", read_only=True)
+    since = serializers.DateTimeField(read_only=True, help_text=WEIGHT_SINCE_HELP)
 
     class Meta:
         model = OperatorSourceWeight
-        fields = ["source", "code", "weight"]
+        fields = ["source", "code", "weight", "since"]
         read_only_fields = fields
 
 
@@ -49,14 +61,16 @@ class OperatorSerializer(serializers.ModelSerializer):
     open_contacts = serializers.IntegerField(
         source="open_load",
         read_only=True,
-        help_text="Its load now: the load units of its open and offered contacts.",
+        help_text=gettext_lazy("Its load now: the load units of its open and offered contacts."),
     )
     sources = OperatorSourceSerializer(source="weights", many=True, read_only=True)
     user = serializers.PrimaryKeyRelatedField(
         queryset=get_user_model().objects.all(),
         required=False,
         allow_null=True,
-        help_text="The login (a user id) the operator signs in to the desk with; never staff.",
+        help_text=gettext_lazy(
+            "The login (a user id) the operator signs in to the desk with; never staff."
+        ),
     )
 
     class Meta:
@@ -85,10 +99,10 @@ class OperatorSerializer(serializers.ModelSerializer):
 
     def validate_user(self, user: AbstractBaseUser | None) -> AbstractBaseUser | None:
         if user is not None and user.is_staff:
-            raise serializers.ValidationError("A staff login cannot be an operator's login.")
+            raise serializers.ValidationError(_("A staff login cannot be an operator's login."))
         taken = Operator.objects.filter(user=user).exclude(pk=getattr(self.instance, "pk", None))
         if user is not None and taken.exists():
-            raise serializers.ValidationError("This login already belongs to another operator.")
+            raise serializers.ValidationError(_("This login already belongs to another operator."))
         return user
 
 
@@ -96,7 +110,9 @@ class MeSerializer(serializers.ModelSerializer):
     """The signed-in operator as it sees itself; only its status can be changed."""
 
     open_contacts = serializers.IntegerField(source="open_load", read_only=True)
-    on_shift = serializers.BooleanField(read_only=True, help_text="By its shifts, now.")
+    on_shift = serializers.BooleanField(
+        read_only=True, help_text=gettext_lazy("By its shifts, now.")
+    )
 
     class Meta:
         model = Operator
@@ -117,7 +133,7 @@ class ShiftListSerializer(serializers.ListSerializer):
     def validate(self, rows: list[ShiftInterval]) -> list[ShiftInterval]:
         """No two shifts share a minute; errors keyed by the later item's index."""
         errors = {
-            str(later): {"non_field_errors": [f"Overlaps shift {earlier}."]}
+            str(later): {"non_field_errors": [_("Overlaps shift %(index)s.") % {"index": earlier}]}
             for earlier, later in overlaps(rows)
         }
         if errors:
@@ -140,38 +156,55 @@ class ShiftSerializer(serializers.Serializer):
     """A weekly shift in the operator's time zone; an end before the start runs past
     midnight."""
 
-    weekday = serializers.IntegerField(min_value=0, max_value=6, help_text="Monday = 0.")
-    start = ClockTimeField(help_text="HH:MM")
-    end = ClockTimeField(help_text="HH:MM; before start: the next day.")
+    weekday = serializers.IntegerField(
+        min_value=0, max_value=6, help_text=gettext_lazy("Monday = 0.")
+    )
+    start = ClockTimeField(help_text=gettext_lazy("HH:MM"))
+    end = ClockTimeField(help_text=gettext_lazy("HH:MM; before start: the next day."))
 
     class Meta:
         list_serializer_class = ShiftListSerializer
 
     def validate(self, attrs: dict) -> ShiftInterval:
         if attrs["start"] == attrs["end"]:
-            raise serializers.ValidationError({"end": ["Must differ from start."]})
+            raise serializers.ValidationError({"end": [_("Must differ from start.")]})
         return ShiftInterval(attrs["weekday"], attrs["start"], attrs["end"])
 
 
 class SourceOperatorSerializer(serializers.ModelSerializer):
-    """One operator of a source, with its weight there."""
+    """One operator of a source, with its weight there and since when."""
+
+    operator = serializers.IntegerField(source="operator_id", read_only=True)
+    name = serializers.CharField(source="operator.name", read_only=True)
+    since = serializers.DateTimeField(read_only=True, help_text=WEIGHT_SINCE_HELP)
+
+    class Meta:
+        model = OperatorSourceWeight
+        fields = ["operator", "name", "weight", "since"]
+        read_only_fields = fields
+
+
+class SourceOverflowOperatorSerializer(serializers.ModelSerializer):
+    """One overflow operator of a source, with its weight there."""
 
     operator = serializers.IntegerField(source="operator_id", read_only=True)
     name = serializers.CharField(source="operator.name", read_only=True)
 
     class Meta:
-        model = OperatorSourceWeight
+        model = OverflowWeight
         fields = ["operator", "name", "weight"]
         read_only_fields = fields
 
 
 class SourceSerializer(serializers.ModelSerializer):
     operators = SourceOperatorSerializer(source="weights", many=True, read_only=True)
-    overflow_operators = SourceOperatorSerializer(
+    overflow_operators = SourceOverflowOperatorSerializer(
         source="overflow_weights",
         many=True,
         read_only=True,
-        help_text="Who may also take contacts that waited past overflow_after_seconds.",
+        help_text=gettext_lazy(
+            "Who may also take contacts that waited past overflow_after_seconds."
+        ),
     )
 
     class Meta:
@@ -215,9 +248,13 @@ class WeightListSerializer(serializers.ListSerializer):
         seen: set[int] = set()
         for index, operator_id in enumerate(operator_ids):
             if operator_id not in known:
-                errors[str(index)] = {"operator": [f"No operator has the id {operator_id}."]}
+                errors[str(index)] = {
+                    "operator": [_("No operator has the id %(id)s.") % {"id": operator_id}]
+                }
             elif operator_id in seen:
-                errors[str(index)] = {"operator": [f"Operator {operator_id} is listed twice."]}
+                errors[str(index)] = {
+                    "operator": [_("Operator %(id)s is listed twice.") % {"id": operator_id}]
+                }
             seen.add(operator_id)
         if errors:
             raise serializers.ValidationError(errors)
@@ -237,13 +274,17 @@ class WeightInputSerializer(serializers.Serializer):
 class PeriodSerializer(serializers.Serializer):
     """A report's period, [since, until); either end may be left open."""
 
-    since = serializers.DateTimeField(required=False, help_text="From this time, inclusive.")
-    until = serializers.DateTimeField(required=False, help_text="Up to this time, exclusive.")
+    since = serializers.DateTimeField(
+        required=False, help_text=gettext_lazy("From this time, inclusive.")
+    )
+    until = serializers.DateTimeField(
+        required=False, help_text=gettext_lazy("Up to this time, exclusive.")
+    )
 
     def validate(self, attrs: dict) -> dict:
         since, until = attrs.get("since"), attrs.get("until")
         if since is not None and until is not None and since >= until:
-            raise serializers.ValidationError({"until": ["Must be later than since."]})
+            raise serializers.ValidationError({"until": [_("Must be later than since.")]})
         return attrs
 
 
@@ -251,42 +292,58 @@ class OperatorShareSerializer(serializers.Serializer):
     operator_id = serializers.IntegerField()
     name = serializers.CharField()
     is_active = serializers.BooleanField()
-    weight = serializers.IntegerField(help_text="0: no longer on the source.")
+    weight = serializers.IntegerField(help_text=gettext_lazy("0: no longer on the source."))
     target_share = serializers.FloatField(
-        help_text="Weight / sum of the active operators' weights on the source now."
+        help_text=gettext_lazy("Weight / sum of the active operators' weights on the source now.")
     )
     joined_at = serializers.DateTimeField(
         allow_null=True,
-        help_text="When it joined the source; null when no longer on it. Its shares count "
-        "only the contacts assigned from the later of this and the period's start.",
+        help_text=gettext_lazy(
+            "When it joined the source; null when no longer on it. Its shares count "
+            "only the contacts assigned from the later of this and the period's start."
+        ),
     )
     share_base = serializers.IntegerField(
-        help_text="Contacts the source assigned by its rule while the operator was on it "
-        "in the period: what both shares are of."
+        help_text=gettext_lazy(
+            "Contacts the source assigned by its rule while the operator was on it "
+            "in the period: what both shares are of."
+        )
     )
     expected_share = serializers.FloatField(
-        help_text="The share its weight gave it of those: for each, its weight / the active "
-        "weights of the operators on the source then, averaged. target_share unless someone "
-        "joined meanwhile (or none were assigned)."
+        help_text=gettext_lazy(
+            "The share its weight gave it of those: for each, its weight / the active "
+            "weights of the operators on the source then, averaged. target_share unless "
+            "someone joined meanwhile (or none were assigned)."
+        )
     )
     assigned = serializers.IntegerField(
-        help_text="Contacts assigned to it in the period by the source's rule (the weights)."
+        help_text=gettext_lazy(
+            "Contacts assigned to it in the period by the source's rule (the weights)."
+        )
     )
     actual_share = serializers.FloatField(
         allow_null=True,
-        help_text="Its own of share_base / share_base; null when share_base is 0.",
+        help_text=gettext_lazy("Its own of share_base / share_base; null when share_base is 0."),
     )
     returning = serializers.IntegerField(
-        help_text="Contacts given as the lead's own operator (sticky): load, not in shares."
+        help_text=gettext_lazy(
+            "Contacts given as the lead's own operator (sticky): load, not in shares."
+        )
     )
     open_contacts = serializers.IntegerField(source="load")
     max_open_contacts = serializers.IntegerField(source="limit")
 
 
 class BucketSerializer(serializers.Serializer):
-    start = serializers.DateTimeField(help_text="Where the hour (day, week, month) begins.")
-    assigned = serializers.IntegerField(help_text="Contacts assigned by the source's rule.")
-    returning = serializers.IntegerField(help_text="Contacts given to their lead's own operator.")
+    start = serializers.DateTimeField(
+        help_text=gettext_lazy("Where the hour (day, week, month) begins.")
+    )
+    assigned = serializers.IntegerField(
+        help_text=gettext_lazy("Contacts assigned by the source's rule.")
+    )
+    returning = serializers.IntegerField(
+        help_text=gettext_lazy("Contacts given to their lead's own operator.")
+    )
 
 
 class SourceReportSerializer(serializers.Serializer):
@@ -295,21 +352,28 @@ class SourceReportSerializer(serializers.Serializer):
     name = serializers.CharField()
     strategy = serializers.ChoiceField(choices=Source.Strategy.choices)
     is_active = serializers.BooleanField()
-    waiting = serializers.IntegerField(help_text="Contacts waiting for an operator now.")
-    assigned = serializers.IntegerField(help_text="Contacts assigned in the period by the rule.")
+    waiting = serializers.IntegerField(
+        help_text=gettext_lazy("Contacts waiting for an operator now.")
+    )
+    assigned = serializers.IntegerField(
+        help_text=gettext_lazy("Contacts assigned in the period by the rule.")
+    )
     returning = serializers.IntegerField(
-        help_text="Contacts given to their lead's own operator in the period."
+        help_text=gettext_lazy("Contacts given to their lead's own operator in the period.")
     )
     operators = OperatorShareSerializer(many=True)
     timeline_unit = serializers.ChoiceField(
         choices=["hour", "day", "week", "month"],
-        help_text="The timeline's buckets: hours up to 7 days, then days, weeks, months.",
+        help_text=gettext_lazy(
+            "The timeline's buckets: hours up to 7 days, then days, weeks, months."
+        ),
     )
     timeline = BucketSerializer(
         many=True,
         source="busy_buckets",
-        help_text="Contacts given to operators per bucket, oldest first; a bucket not "
-        "listed had none.",
+        help_text=gettext_lazy(
+            "Contacts given to operators per bucket, oldest first; a bucket not listed had none."
+        ),
     )
 
 
@@ -368,14 +432,18 @@ class ContactCreateSerializer(serializers.Serializer):
         slug_field="code",
         queryset=Source.objects.all(),
         required=False,
-        help_text="The source's code. Required with a staff login; a bot may omit it.",
+        help_text=gettext_lazy(
+            "The source's code. Required with a staff login; a bot may omit it."
+        ),
     )
     lead = LeadIdentitySerializer()
-    payload = serializers.DictField(required=False, default=dict, help_text="Any JSON object.")
+    payload = serializers.DictField(
+        required=False, default=dict, help_text=gettext_lazy("Any JSON object.")
+    )
     client_message_id = serializers.CharField(
         required=False,
         max_length=MAX_IDEMPOTENCY_KEY_LENGTH,
-        help_text=(
+        help_text=gettext_lazy(
             "The bot's id for this message, unique per source: a retry with it returns "
             "the first contact (200) instead of making another. Or send it as the "
             "Idempotency-Key header."
@@ -384,29 +452,35 @@ class ContactCreateSerializer(serializers.Serializer):
 
     def validate_client_message_id(self, value: str) -> str:
         if not value.isprintable():
-            raise serializers.ValidationError("Use printable characters only.")
+            raise serializers.ValidationError(_("Use printable characters only."))
         return value
 
     def validate_payload(self, payload: dict) -> dict:
         if _contains_nul(payload):
             # PostgreSQL's jsonb cannot store it.
-            raise serializers.ValidationError("Text in the payload may not contain NUL (\\u0000).")
+            raise serializers.ValidationError(
+                _("Text in the payload may not contain NUL (\\u0000).")
+            )
         return payload
 
     def validate(self, attrs: dict) -> dict:
         source = attrs.get("source") or self.context.get("bot_source")
         if source is None:
-            raise serializers.ValidationError({"source": ["This field is required."]})
+            raise serializers.ValidationError({"source": [_("This field is required.")]})
         if not source.is_active:
-            raise serializers.ValidationError({"source": [f"Source {source.code!r} is inactive."]})
+            raise serializers.ValidationError(
+                {"source": [_("Source %(code)r is inactive.") % {"code": source.code}]}
+            )
         header = self.context.get("idempotency_key")
         message_id = attrs.pop("client_message_id", None)
         if header is not None and not _is_idempotency_key(header):
-            message = f"Give 1 to {MAX_IDEMPOTENCY_KEY_LENGTH} printable characters."
+            message = _("Give 1 to %(max)d printable characters.") % {
+                "max": MAX_IDEMPOTENCY_KEY_LENGTH
+            }
             raise serializers.ValidationError({"Idempotency-Key": [message]})
         if header is not None and message_id is not None and header != message_id:
             raise serializers.ValidationError(
-                {"client_message_id": ["Differs from the Idempotency-Key header."]}
+                {"client_message_id": [_("Differs from the Idempotency-Key header.")]}
             )
         return {**attrs, "source": source, "idempotency_key": header or message_id}
 
@@ -457,7 +531,9 @@ class ContactSerializer(serializers.ModelSerializer):
     decision = serializers.JSONField(
         allow_null=True,
         read_only=True,
-        help_text="Why the contact went to whom: staff only; null for bots and operators.",
+        help_text=gettext_lazy(
+            "Why the contact went to whom: staff only; null for bots and operators."
+        ),
     )
 
     class Meta:
@@ -493,7 +569,7 @@ class ContactDeclineSerializer(serializers.Serializer):
         required=False,
         allow_blank=True,
         default="",
-        help_text="Why, for supervisors (optional).",
+        help_text=gettext_lazy("Why, for supervisors (optional)."),
     )
 
 
@@ -502,7 +578,7 @@ class ContactReassignSerializer(serializers.Serializer):
         queryset=Operator.objects.all(),
         required=False,
         allow_null=True,
-        help_text="Give it to this operator; omitted or null: by the source's rule.",
+        help_text=gettext_lazy("Give it to this operator; omitted or null: by the source's rule."),
     )
 
 
@@ -535,7 +611,9 @@ class LeadDetailSerializer(LeadSerializer):
 
 class EventFeedQuerySerializer(serializers.Serializer):
     after = serializers.IntegerField(
-        min_value=0, default=0, help_text="The `after` of the previous answer; 0 from the start."
+        min_value=0,
+        default=0,
+        help_text=gettext_lazy("The `after` of the previous answer; 0 from the start."),
     )
 
 
@@ -543,14 +621,18 @@ class EventSerializer(serializers.Serializer):
     """An event in the Standard Webhooks shape, with its id."""
 
     id = serializers.IntegerField()
-    type = serializers.CharField(help_text="e.g. contact.assigned, operator.status_changed")
+    type = serializers.CharField(
+        help_text=gettext_lazy("e.g. contact.assigned, operator.status_changed")
+    )
     timestamp = serializers.DateTimeField()
-    data = serializers.JSONField(help_text='{"contact": {...}} or {"operator": {...}}')
+    data = serializers.JSONField(
+        help_text=gettext_lazy('{"contact": {...}} or {"operator": {...}}')
+    )
 
 
 class EventFeedSerializer(serializers.Serializer):
     results = EventSerializer(many=True)
-    after = serializers.IntegerField(help_text="Send it as `after` to read on.")
+    after = serializers.IntegerField(help_text=gettext_lazy("Send it as `after` to read on."))
 
 
 class ContactHistorySerializer(serializers.ModelSerializer):
@@ -561,14 +643,14 @@ class ContactHistorySerializer(serializers.ModelSerializer):
     action_label = serializers.CharField(source="get_action_display", read_only=True)
     operator = OperatorBriefSerializer(
         allow_null=True,
-        help_text=(
+        help_text=gettext_lazy(
             "Who has the contact after the step; for declined, expired and withdrawn, who "
             "had it. Null for nobody and, for an operator's login, for another operator."
         ),
     )
     decision = serializers.JSONField(
         allow_null=True,
-        help_text=(
+        help_text=gettext_lazy(
             "The engine's decision at this step: every candidate, its load and why it was "
             "left out; {} where none was made. Null for an operator's login."
         ),

@@ -6,6 +6,7 @@ from datetime import timedelta
 from django.conf import settings
 from django.db.models import Prefetch, QuerySet
 from django.utils import timezone
+from django.utils.translation import gettext_lazy
 from drf_spectacular.utils import (
     OpenApiExample,
     OpenApiParameter,
@@ -50,6 +51,7 @@ from distribution.api.serializers import (
     PeriodSerializer,
     ShiftSerializer,
     SourceOperatorSerializer,
+    SourceOverflowOperatorSerializer,
     SourceSerializer,
     WeightInputSerializer,
 )
@@ -112,7 +114,7 @@ class ContactViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.
                 "Idempotency-Key",
                 location=OpenApiParameter.HEADER,
                 required=False,
-                description=(
+                description=gettext_lazy(
                     "Up to 255 printable characters, unique per source: a retry with the "
                     "same key and body returns the first contact (200); the same key with "
                     "another body is a 409. Remembered for IDEMPOTENCY_KEY_TTL_HOURS."
@@ -121,13 +123,17 @@ class ContactViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.
         ],
         responses={
             201: ContactSerializer,
-            200: OpenApiResponse(ContactSerializer, description="A retry: the first contact."),
-            409: error_response("The idempotency key was used for a different request."),
+            200: OpenApiResponse(
+                ContactSerializer, description=gettext_lazy("A retry: the first contact.")
+            ),
+            409: error_response(
+                gettext_lazy("The idempotency key was used for a different request.")
+            ),
             429: THROTTLED,
         },
         examples=[
             OpenApiExample(
-                "From a bot",
+                gettext_lazy("From a bot"),
                 request_only=True,
                 value={
                     "source": "telegram-bot",
@@ -165,7 +171,7 @@ class ContactViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.
 
     @extend_schema(
         request=None,
-        responses={200: ContactSerializer, 409: error_response("Already closed.")},
+        responses={200: ContactSerializer, 409: error_response(gettext_lazy("Already closed."))},
     )
     @action(detail=True, methods=["post"])
     def close(self, request: Request, pk: str) -> Response:
@@ -178,7 +184,9 @@ class ContactViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.
         request=None,
         responses={
             200: ContactSerializer,
-            409: error_response("The offer expired, was withdrawn or moved, and why."),
+            409: error_response(
+                gettext_lazy("The offer expired, was withdrawn or moved, and why.")
+            ),
         },
     )
     @action(detail=True, methods=["post"])
@@ -193,7 +201,9 @@ class ContactViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.
         request=ContactDeclineSerializer,
         responses={
             200: ContactSerializer,
-            409: error_response("The contact is not offered to this operator, and why."),
+            409: error_response(
+                gettext_lazy("The contact is not offered to this operator, and why.")
+            ),
         },
     )
     @action(detail=True, methods=["post"])
@@ -228,7 +238,9 @@ class ContactViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.
         request=ContactReassignSerializer,
         responses={
             200: ContactSerializer,
-            409: error_response("The operator cannot take it, and why; or nobody else can."),
+            409: error_response(
+                gettext_lazy("The operator cannot take it, and why; or nobody else can.")
+            ),
         },
     )
     @action(detail=True, methods=["post"])
@@ -271,7 +283,7 @@ class OperatorViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets
     @extend_schema(
         responses={
             204: None,
-            409: error_response("The operator still has open contacts."),
+            409: error_response(gettext_lazy("The operator still has open contacts.")),
         }
     )
     def destroy(self, request: Request, pk: str) -> Response:
@@ -301,17 +313,22 @@ class OperatorViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets
         return self.get_serializer(self.get_queryset().get(pk=operator.pk)).data
 
 
-def weight_list_schema(view: Callable) -> Callable:
-    """The schema of a source's weight list endpoints (GET reads, PUT replaces)."""
-    view = extend_schema(
-        methods=["PUT"],
-        request=WeightInputSerializer(many=True),
-        responses={
-            200: SourceOperatorSerializer(many=True),
-            409: error_response("An operator was deleted meanwhile."),
-        },
-    )(view)
-    return extend_schema(methods=["GET"], responses=SourceOperatorSerializer(many=True))(view)
+def weight_list_schema(rows: type[Serializer]) -> Callable[[Callable], Callable]:
+    """The schema of a source's weight list endpoints (GET reads, PUT replaces), whose
+    rows are shown by `rows`."""
+
+    def decorate(view: Callable) -> Callable:
+        view = extend_schema(
+            methods=["PUT"],
+            request=WeightInputSerializer(many=True),
+            responses={
+                200: rows(many=True),
+                409: error_response(gettext_lazy("An operator was deleted meanwhile.")),
+            },
+        )(view)
+        return extend_schema(methods=["GET"], responses=rows(many=True))(view)
+
+    return decorate
 
 
 class SourceViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
@@ -327,14 +344,18 @@ class SourceViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.G
             Prefetch("overflow_weights", queryset=overflow),
         )
 
-    @extend_schema(responses={201: SourceSerializer, 409: error_response("The code is taken.")})
+    @extend_schema(
+        responses={201: SourceSerializer, 409: error_response(gettext_lazy("The code is taken."))}
+    )
     def create(self, request: Request) -> Response:
         serializer = self.get_serializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         source = sources.create_source(**serializer.validated_data)
         return Response(self._read(source), status=status.HTTP_201_CREATED)
 
-    @extend_schema(responses={200: SourceSerializer, 409: error_response("The code is taken.")})
+    @extend_schema(
+        responses={200: SourceSerializer, 409: error_response(gettext_lazy("The code is taken."))}
+    )
     def update(self, request: Request, pk: str, partial: bool = False) -> Response:
         source = self.get_object()
         serializer = self.get_serializer(source, data=request.data, partial=partial)
@@ -342,12 +363,17 @@ class SourceViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.G
         source = sources.update_source(source=source, **serializer.validated_data)
         return Response(self._read(source))
 
-    @extend_schema(responses={200: SourceSerializer, 409: error_response("The code is taken.")})
+    @extend_schema(
+        responses={200: SourceSerializer, 409: error_response(gettext_lazy("The code is taken."))}
+    )
     def partial_update(self, request: Request, pk: str) -> Response:
         return self.update(request, pk, partial=True)
 
     @extend_schema(
-        responses={204: None, 409: error_response("The source has contacts: deactivate it.")}
+        responses={
+            204: None,
+            409: error_response(gettext_lazy("The source has contacts: deactivate it.")),
+        }
     )
     def destroy(self, request: Request, pk: str) -> Response:
         sources.delete_source(source=self.get_object())
@@ -355,26 +381,36 @@ class SourceViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.G
 
     # The whole weight list (and the overflow list), read and replaced as one: not a
     # page of a list.
-    @weight_list_schema
+    @weight_list_schema(SourceOperatorSerializer)
     @action(detail=True, methods=["get", "put"], pagination_class=None)
     def operators(self, request: Request, pk: str) -> Response:
-        return self._weight_list(request, "weights", sources.set_source_weights)
+        return self._weight_list(
+            request, "weights", sources.set_source_weights, SourceOperatorSerializer
+        )
 
-    @weight_list_schema
+    @weight_list_schema(SourceOverflowOperatorSerializer)
     @action(detail=True, methods=["get", "put"], pagination_class=None)
     def overflow(self, request: Request, pk: str) -> Response:
-        return self._weight_list(request, "overflow_weights", sources.set_source_overflow)
+        return self._weight_list(
+            request,
+            "overflow_weights",
+            sources.set_source_overflow,
+            SourceOverflowOperatorSerializer,
+        )
 
-    def _weight_list(self, request: Request, rows: str, replace: Callable) -> Response:
-        """GET reads the source's `rows`; PUT replaces them through `replace`."""
+    def _weight_list(
+        self, request: Request, rows: str, replace: Callable, shown_as: type[Serializer]
+    ) -> Response:
+        """GET reads the source's `rows`; PUT replaces them through `replace`. Both answer
+        the rows as `shown_as` shows them."""
         source = self.get_object()
         if request.method == "GET":
-            return Response(SourceOperatorSerializer(getattr(source, rows).all(), many=True).data)
+            return Response(shown_as(getattr(source, rows).all(), many=True).data)
         serializer = WeightInputSerializer(data=request.data, many=True)
         serializer.is_valid(raise_exception=True)
         weights = {row["operator"]: row["weight"] for row in serializer.validated_data}
         stored = replace(source=source, weights=weights)
-        return Response(SourceOperatorSerializer(stored, many=True).data)
+        return Response(shown_as(stored, many=True).data)
 
     def _read(self, source: Source) -> dict:
         return self.get_serializer(self.get_queryset().get(pk=source.pk)).data

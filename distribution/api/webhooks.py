@@ -2,6 +2,8 @@
 only; lists and reads never show it."""
 
 from django.db.models import QuerySet
+from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
 from drf_spectacular.utils import extend_schema
 from rest_framework import mixins, serializers, status, viewsets
 from rest_framework.request import Request
@@ -17,12 +19,12 @@ class WebhookEndpointSerializer(serializers.ModelSerializer):
     sources = serializers.ListField(
         child=serializers.CharField(max_length=64),
         required=False,
-        help_text="Codes of the sources whose events it gets; none: every source's.",
+        help_text=gettext_lazy("Codes of the sources whose events it gets; none: every source's."),
     )
     event_types = serializers.ListField(
         child=serializers.ChoiceField(choices=events.TYPES),
         required=False,
-        help_text="The event types it gets; none: all.",
+        help_text=gettext_lazy("The event types it gets; none: all."),
     )
 
     class Meta:
@@ -33,7 +35,9 @@ class WebhookEndpointSerializer(serializers.ModelSerializer):
     def validate_sources(self, codes: list[str]) -> list[str]:
         known = set(Source.objects.filter(code__in=codes).values_list("code", flat=True))
         if unknown := sorted(set(codes) - known):
-            raise serializers.ValidationError(f"No such source: {', '.join(unknown)}.")
+            raise serializers.ValidationError(
+                _("No such source: %(codes)s.") % {"codes": ", ".join(unknown)}
+            )
         return list(dict.fromkeys(codes))
 
     def validate_event_types(self, types: list[str]) -> list[str]:
@@ -43,7 +47,9 @@ class WebhookEndpointSerializer(serializers.ModelSerializer):
 class WebhookEndpointCreatedSerializer(WebhookEndpointSerializer):
     secret = serializers.CharField(
         read_only=True,
-        help_text="Verifies the `webhook-signature` header (Standard Webhooks). Shown only now.",
+        help_text=gettext_lazy(
+            "Verifies the `webhook-signature` header (Standard Webhooks). Shown only now."
+        ),
     )
 
     class Meta(WebhookEndpointSerializer.Meta):

@@ -32,7 +32,7 @@ def test_operator_list_shows_load_and_sources_in_fixed_queries(api, django_asser
     first = response.data["results"][0]
     assert first["open_contacts"] == 2
     assert sorted(row["weight"] for row in first["sources"]) == [2, 5]
-    assert set(first["sources"][0]) == {"source", "code", "weight"}
+    assert set(first["sources"][0]) == {"source", "code", "weight", "since"}
 
 
 def test_create_operator_stores_it(api):

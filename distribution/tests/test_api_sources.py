@@ -1,4 +1,9 @@
+from datetime import timedelta
+
 import pytest
+from django.utils import timezone
+from django.utils.dateparse import parse_datetime
+from rest_framework.fields import DateTimeField
 from rest_framework.test import APIClient
 
 from distribution.models import Contact, OperatorSourceWeight, Source
@@ -30,7 +35,7 @@ def test_source_list_shows_weights_in_fixed_queries(api, django_assert_max_num_q
     assert response.data["count"] == 12
     operators = response.data["results"][0]["operators"]
     assert [row["weight"] for row in operators] == [4, 4, 4]
-    assert set(operators[0]) == {"operator", "name", "weight"}
+    assert set(operators[0]) == {"operator", "name", "weight", "since"}
 
 
 def test_create_source_stores_it(api):
@@ -106,7 +111,47 @@ def test_get_weights_lists_the_sources_operators(api):
     response = api.get(f"/api/sources/{source.pk}/operators/")
 
     assert response.status_code == 200
-    assert response.data == [{"operator": weight.operator_id, "name": "Ivan", "weight": 7}]
+    since = DateTimeField().to_representation(weight.since)
+    assert response.data == [
+        {"operator": weight.operator_id, "name": "Ivan", "weight": 7, "since": since}
+    ]
+
+
+def test_weight_lists_show_since_when_each_operator_is_on_the_source(api):
+    source = SourceFactory()
+    joined = timezone.now() - timedelta(days=3)
+    old = OperatorSourceWeightFactory(source=source, weight=1, since=joined).operator
+    new = OperatorFactory()
+
+    # A changed weight keeps the time its operator joined; "since" cannot be written.
+    response = api.put(
+        f"/api/sources/{source.pk}/operators/",
+        [
+            {"operator": old.pk, "weight": 5, "since": "2001-01-01T00:00:00Z"},
+            {"operator": new.pk, "weight": 2},
+        ],
+        format="json",
+    )
+
+    assert response.status_code == 200
+    after_put = {row["operator"]: parse_datetime(row["since"]) for row in response.data}
+    assert after_put[old.pk] == joined
+    assert joined < after_put[new.pk] <= timezone.now()
+    stored = dict(source.weights.values_list("operator_id", "since"))
+    assert after_put == stored
+    listed = api.get(f"/api/sources/{source.pk}/operators/").data
+    assert {row["operator"]: parse_datetime(row["since"]) for row in listed} == stored
+    in_source = api.get(f"/api/sources/{source.pk}/").data["operators"]
+    assert {row["operator"]: parse_datetime(row["since"]) for row in in_source} == stored
+    [on_operator] = api.get(f"/api/operators/{old.pk}/").data["sources"]
+    assert (on_operator["code"], parse_datetime(on_operator["since"])) == (source.code, joined)
+    # Overflow operators have no join time: their list shows none.
+    api.put(f"/api/sources/{source.pk}/overflow/", [{"operator": new.pk, "weight": 1}])
+    assert set(api.get(f"/api/sources/{source.pk}/overflow/").data[0]) == {
+        "operator",
+        "name",
+        "weight",
+    }
 
 
 def test_put_weights_replaces_the_whole_list(api):
