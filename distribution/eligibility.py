@@ -14,7 +14,7 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
-from django.utils.translation import gettext, gettext_lazy, gettext_noop
+from django.utils.translation import gettext_lazy
 
 from distribution.picking import ROUND_ROBIN, Candidate, pick_round_robin, pick_weighted_random
 
@@ -167,43 +167,38 @@ SHORT_REASONS = {
 }
 
 
-# explain()'s sentences for the other reasons, translated when said.
-_EXPLANATIONS = {
-    Reason.CURRENT_OPERATOR: gettext_noop("The contact is already with %(name)s."),
-    Reason.MISSED_OFFER: gettext_noop("%(name)s declined this contact or let its offer expire."),
-    Reason.INACTIVE: gettext_noop("%(name)s is inactive."),
-    Reason.NOT_ON_SOURCE: gettext_noop("%(name)s does not serve the source %(source)s."),
-    Reason.AWAY: gettext_noop("%(name)s is away."),
-    Reason.OFFLINE: gettext_noop("%(name)s is offline."),
-    Reason.OFF_SHIFT: gettext_noop("%(name)s is off shift."),
-    Reason.AT_LIMIT: gettext_noop("%(name)s is at the limit (%(load)s / %(limit)s open)."),
+# explain()'s sentence for each reason.
+EXPLANATIONS = {
+    Reason.CURRENT_OPERATOR: gettext_lazy("The contact is already with %(name)s."),
+    Reason.MISSED_OFFER: gettext_lazy("%(name)s declined this contact or let its offer expire."),
+    Reason.INACTIVE: gettext_lazy("%(name)s is inactive."),
+    Reason.NOT_ON_SOURCE: gettext_lazy("%(name)s does not serve the source %(source)s."),
+    Reason.AWAY: gettext_lazy("%(name)s is away."),
+    Reason.OFFLINE: gettext_lazy("%(name)s is offline."),
+    Reason.OFF_SHIFT: gettext_lazy("%(name)s is off shift."),
+    Reason.AT_LIMIT: gettext_lazy("%(name)s is at the limit (%(load)s / %(limit)s open)."),
+    Reason.BURST_LIMIT: gettext_lazy(
+        "%(name)s has taken %(count)s new contacts in the burst window, the most allowed."
+    ),
 }
+# AT_LIMIT of an operator with room, but not for a contact of this many load units.
+NO_ROOM_FOR_SIZE = gettext_lazy(
+    "%(name)s has no room for a contact this size (%(load)s / %(limit)s load units)."
+)
 
 
 def explain(reason: Reason, state: OperatorState, *, source_code: str) -> str:
     """The reason as staff read it, e.g. in a refused reassignment."""
-    values = {
+    sentence = EXPLANATIONS[reason]
+    if reason == Reason.AT_LIMIT and not is_at_limit(state.load, state.limit):
+        sentence = NO_ROOM_FOR_SIZE
+    return str(sentence) % {
         "name": state.name,
         "source": source_code,
         "load": state.load,
         "limit": state.limit,
         "count": state.given_in_window,
     }
-    if reason == Reason.AT_LIMIT and not is_at_limit(state.load, state.limit):
-        return (
-            gettext(
-                "%(name)s has no room for a contact this size (%(load)s / %(limit)s load units)."
-            )
-            % values
-        )
-    if reason == Reason.BURST_LIMIT:
-        return (
-            gettext(
-                "%(name)s has taken %(count)s new contacts in the burst window, the most allowed."
-            )
-            % values
-        )
-    return gettext(_EXPLANATIONS[reason]) % values
 
 
 @dataclass(frozen=True)

@@ -545,14 +545,13 @@ class ContactAdmin(EmptyListMixin, admin.ModelAdmin):
 
     def filtered_empty_text(self, changelist: ChangeList) -> str:
         """A list narrowed to one status, and nothing else, says what that means."""
-        narrowed = {name for name in changelist.params if name not in IGNORED_PARAMS}
-        status = changelist.params.get("status__exact")
-        if changelist.query:
-            return super().filtered_empty_text(changelist)
-        if narrowed == {"status__exact"} and status in EMPTY_STATUS_TEXTS:
-            return EMPTY_STATUS_TEXTS[status]
-        if narrowed == {"flagged"}:
-            return gettext("No open contact needs a supervisor's attention.")
+        if not changelist.query:
+            narrowed = {name for name in changelist.params if name not in IGNORED_PARAMS}
+            status = changelist.params.get("status__exact")
+            if narrowed == {"status__exact"} and status in EMPTY_STATUS_TEXTS:
+                return EMPTY_STATUS_TEXTS[status]
+            if narrowed == {"flagged"}:
+                return gettext("No open contact needs a supervisor's attention.")
         return super().filtered_empty_text(changelist)
 
 

@@ -139,20 +139,12 @@ def source_card(report: SourceReport) -> SourceCard:
     scale = max(10, math.ceil(max(shares, default=0.0) * 10) * 10)
     return SourceCard(
         report=report,
-        strategy=strategy_label(report.strategy),
+        strategy=str(Source.Strategy(report.strategy).label),
         rows=[_share_row(row, scale, report) for row in report.operators],
         scale=scale,
         warnings=_card_warnings(report),
         chart=timeline_chart(report),
     )
-
-
-def strategy_label(strategy: str) -> str:
-    """ "Weighted random" for "weighted_random"; an unknown value as it is."""
-    try:
-        return str(Source.Strategy(strategy).label)
-    except ValueError:
-        return strategy
 
 
 def _share_row(row: OperatorShare, scale: int, report: SourceReport) -> ShareRow:
