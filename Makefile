@@ -33,14 +33,17 @@ test: install
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 # Refresh the catalogues from the code after changing a string (needs GNU gettext:
-# apt-get install gettext), then translate what is new in locale/ru/; English is the
-# code's own text, copied (msgen). CI checks that this changes nothing.
+# apt-get install gettext), then translate what is new in locale/ru/. English is the
+# code's own text, copied (msgen), and merged without fuzzy matching, so a new message
+# never takes an old one's text. CI checks that this changes nothing.
 EN_PO := locale/en/LC_MESSAGES/django.po
 messages: install
-	$(PY) manage.py makemessages --locale ru --locale en --no-obsolete --no-location \
+	$(PY) manage.py makemessages --locale ru --keep-pot --no-obsolete --no-location \
 		--ignore 'tests/*' --ignore '*/tests/*' --ignore 'bench/*' --ignore 'staticfiles/*' \
 		--ignore 'artifacts/*'
-	msgen --output-file=$(EN_PO) $(EN_PO)
+	msgmerge --quiet --no-fuzzy-matching --no-location $(EN_PO) locale/django.pot \
+		| msgattrib --no-obsolete | msgen --output-file=$(EN_PO) -
+	rm locale/django.pot
 
 lint: install
 	$(VENV)/bin/ruff check . && $(VENV)/bin/ruff format --check .

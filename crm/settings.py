@@ -104,6 +104,8 @@ INSTALLED_APPS = [
     "django.contrib.sessions",
     "django.contrib.messages",
     "django.contrib.staticfiles",
+    # Only its translations, for desk's "... ago" (templatetags/desk.py).
+    "django.contrib.humanize",
     # Trigram indexes on UPPER(column) for lead search (OpClass in Lead.Meta.indexes).
     "django.contrib.postgres",
     "rest_framework",

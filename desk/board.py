@@ -6,7 +6,6 @@ from datetime import datetime
 
 from django.db.models import Count, Min, OuterRef, Q, Subquery
 from django.utils.translation import gettext as _
-from django.utils.translation import gettext_lazy
 
 from distribution import eligibility, queries
 from distribution.eligibility import MANUAL, WAITING_QUEUE, Decision, OperatorState
@@ -15,18 +14,6 @@ from distribution.models import Contact, Operator, OperatorStatusChange, Source,
 RECENT_ASSIGNMENTS = 50
 
 # What freed the capacity a waiting contact was given from (engine.drain_waiting_for_operator).
-TRIGGERS = {
-    "contact_closed": gettext_lazy("a contact was closed"),
-    "contact_reassigned": gettext_lazy("a contact was handed on"),
-    "operator_available": gettext_lazy("the operator became available"),
-    "operator_updated": gettext_lazy("the operator's limit or team membership changed"),
-    "weights_changed": gettext_lazy("the source's weights changed"),
-    "shifts_changed": gettext_lazy("the operator's shifts changed"),
-    "time_freed_room": gettext_lazy("a shift started or a burst window moved on"),
-    "offer_declined": gettext_lazy("the operator declined an offer"),
-    "offer_expired": gettext_lazy("an offer to the operator expired"),
-    "offer_withdrawn": gettext_lazy("an offer was withdrawn"),
-}
 # Flagged contacts still unanswered, shown for supervisors (oldest first).
 FLAGGED_SHOWN = 50
 
@@ -158,14 +145,13 @@ def assignment_reason(contact: Contact) -> str:
     if decision.strategy == MANUAL:
         return _("Chosen by staff")
     if decision.strategy == WAITING_QUEUE:
-        trigger = TRIGGERS.get(decision.trigger or "", decision.trigger or "")
+        trigger = eligibility.TRIGGERS.get(decision.trigger or "", decision.trigger or "")
         return _("From the waiting queue: %(trigger)s") % {"trigger": trigger}
     if not decision.candidates:
         # Rows loaded in bulk (manage.py seed, the demo's history) carry no candidates.
         return _("Loaded with the history")
     eligible = sum(1 for candidate in decision.candidates if candidate.left_out is None)
-    strategies = dict(Source.Strategy.choices)
-    strategy = strategies.get(decision.strategy, decision.strategy)
+    strategy = eligibility.STRATEGIES.get(decision.strategy, decision.strategy)
     return _("%(strategy)s; %(eligible)d of %(candidates)d could take it") % {
         "strategy": strategy,
         "eligible": eligible,

@@ -16,7 +16,13 @@ from typing import Any
 
 from django.utils.translation import gettext_lazy
 
-from distribution.picking import ROUND_ROBIN, Candidate, pick_round_robin, pick_weighted_random
+from distribution.picking import (
+    ROUND_ROBIN,
+    WEIGHTED_RANDOM,
+    Candidate,
+    pick_round_robin,
+    pick_weighted_random,
+)
 
 # Decisions not made by a source's strategy.
 MANUAL = "manual"  # staff named the operator
@@ -167,6 +173,31 @@ SHORT_REASONS = {
 }
 
 
+CHOSEN, NOT_PICKED = gettext_lazy("chosen"), gettext_lazy("not picked")
+# A decision's strategy as staff read it: a source's own (Source.Strategy) or the engine's.
+STRATEGIES = {
+    WEIGHTED_RANDOM: gettext_lazy("Weighted random"),
+    ROUND_ROBIN: gettext_lazy("Round robin (smooth, by weight)"),
+    MANUAL: gettext_lazy("Chosen by staff"),
+    WAITING_QUEUE: gettext_lazy("From the waiting queue"),
+    STICKY: gettext_lazy("The lead's own operator"),
+    OVERFLOW: gettext_lazy("Overflow"),
+}
+# What freed the capacity a waiting contact was given from (Decision.trigger).
+TRIGGERS = {
+    "contact_closed": gettext_lazy("a contact was closed"),
+    "contact_reassigned": gettext_lazy("a contact was handed on"),
+    "operator_available": gettext_lazy("the operator became available"),
+    "operator_updated": gettext_lazy("the operator's limit or team membership changed"),
+    "weights_changed": gettext_lazy("the source's weights changed"),
+    "shifts_changed": gettext_lazy("the operator's shifts changed"),
+    "time_freed_room": gettext_lazy("a shift started or a burst window moved on"),
+    "offer_declined": gettext_lazy("the operator declined an offer"),
+    "offer_expired": gettext_lazy("an offer to the operator expired"),
+    "offer_withdrawn": gettext_lazy("an offer was withdrawn"),
+}
+
+
 # explain()'s sentence for each reason.
 EXPLANATIONS = {
     Reason.CURRENT_OPERATOR: gettext_lazy("The contact is already with %(name)s."),
@@ -269,10 +300,13 @@ class Decision:
         )
 
     def outcome(self, candidate: CandidateReport) -> str:
-        """What happened to a candidate: chosen, its reason, or not picked."""
+        """What happened to a candidate, as staff read it: chosen, why it was left out
+        (SHORT_REASONS), or not picked."""
         if candidate.operator_id == self.chosen_operator_id:
-            return "chosen"
-        return candidate.left_out or "not picked"
+            return str(CHOSEN)
+        if candidate.left_out:
+            return str(SHORT_REASONS[candidate.left_out])
+        return str(NOT_PICKED)
 
 
 def _report(candidate: dict[str, Any]) -> CandidateReport:

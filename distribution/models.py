@@ -9,6 +9,7 @@ from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 
 from distribution import picking
+from distribution.eligibility import STRATEGIES
 from distribution.shifts import WEEKDAYS, is_time_zone
 from leads.models import Lead
 
@@ -270,8 +271,8 @@ class OperatorStatusChange(models.Model):
 
 class Source(models.Model):
     class Strategy(models.TextChoices):
-        WEIGHTED_RANDOM = picking.WEIGHTED_RANDOM, _("Weighted random")
-        ROUND_ROBIN = picking.ROUND_ROBIN, _("Round robin (smooth, by weight)")
+        WEIGHTED_RANDOM = picking.WEIGHTED_RANDOM, STRATEGIES[picking.WEIGHTED_RANDOM]
+        ROUND_ROBIN = picking.ROUND_ROBIN, STRATEGIES[picking.ROUND_ROBIN]
 
     class Sticky(models.TextChoices):
         OFF = "off", _("Off: by the weights only")

@@ -131,19 +131,19 @@ def test_a_contacts_page_shows_its_timeline_with_the_decision_at_each_step(
     cells = [
         {
             field: row.find_element(By.CSS_SELECTOR, f"td.field-{field}").text
-            for field in ("action", "operator", "detail")
+            for field in ("action", "operator", "step_detail")
         }
         for row in rows
     ]
     assert cells == [
-        {"action": "Offered", "operator": "Ivan", "detail": "-"},
-        {"action": "Declined", "operator": "Ivan", "detail": "Wrong city, asks for Kazan"},
-        {"action": "Offered", "operator": "Maria", "detail": "-"},
-        {"action": "Accepted", "operator": "Maria", "detail": "-"},
+        {"action": "Offered", "operator": "Ivan", "step_detail": "-"},
+        {"action": "Declined", "operator": "Ivan", "step_detail": "Wrong city, asks for Kazan"},
+        {"action": "Offered", "operator": "Maria", "step_detail": "-"},
+        {"action": "Accepted", "operator": "Maria", "step_detail": "-"},
     ]
     second_offer = rows[2].find_element(By.CSS_SELECTOR, "td.field-decision_at_step").text
-    assert "Strategy: round_robin" in second_offer
-    assert "missed_offer" in second_offer and "chosen" in second_offer
+    assert "Strategy: Round robin (smooth, by weight)" in second_offer
+    assert "missed the offer" in second_offer and "chosen" in second_offer
     # Append-only: nothing to add, delete or save.
     controls = timeline.find_elements(By.CSS_SELECTOR, ".add-row a, input:not([type=hidden])")
     assert [control for control in controls if control.is_displayed()] == []

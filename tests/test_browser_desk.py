@@ -7,10 +7,12 @@ stick out sideways. Skipped only when chromium and chromedriver are not installe
 """
 
 from collections.abc import Callable
+from datetime import timedelta
 from pathlib import Path
 from typing import TypeVar
 
 import pytest
+from django.utils import timezone
 from selenium.common.exceptions import StaleElementReferenceException, WebDriverException
 from selenium.webdriver.common.by import By
 from selenium.webdriver.remote.webdriver import WebDriver
@@ -505,3 +507,33 @@ def test_staff_give_a_waiting_contact_to_someone_who_can_take_it_and_close_anoth
     lonely.refresh_from_db()
     assert lonely.status == Contact.Status.CLOSED
     screenshots(browser, "queue-empty")
+
+
+def test_operator_switches_the_desk_to_russian_and_it_stays_so(
+    browser: WebDriver, live_server, ivan: Operator, telegram
+):
+    contact = ContactFactory(
+        open=True,
+        operator=ivan,
+        source=telegram,
+        lead=LeadFactory(name="Анна"),
+        payload={"text": "Перезвоните"},
+    )
+    Contact.objects.filter(pk=contact.pk).update(created_at=timezone.now() - timedelta(minutes=21))
+    sign_in_to_desk(browser, live_server, "ivan")
+    assert browser.find_element(By.TAG_NAME, "html").get_attribute("lang") == "en"
+
+    click_through(browser, ".language-switch button[value=ru]")
+
+    assert browser.find_element(By.TAG_NAME, "html").get_attribute("lang") == "ru"
+    assert browser.title == "Ivan · Рабочее место"
+    card = settled(browser, text_of(f"#contact-{contact.pk}"))
+    assert "Анна" in card
+    assert "21 минуту назад" in card  # the no-break space, as WebDriver reads it
+    assert "Закрыть" in card
+    screenshots(browser, "desk-russian")
+
+    # The choice outlives the page: the next one, and the service's own messages, are Russian.
+    click_through(browser, "button[name=status][value=away]")
+    assert message(browser) == "Вы отошли."
+    assert browser.find_element(By.CSS_SELECTOR, ".language-switch button").text == "English"

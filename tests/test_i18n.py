@@ -2,6 +2,7 @@
 output come in the language the browser asks for, or the one picked in the header."""
 
 import io
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from babel.messages.pofile import read_po
@@ -9,6 +10,7 @@ from django.conf import settings
 from django.core.management import call_command
 from django.utils import translation
 
+from desk.templatetags.desk import ago
 from tests.factories import OperatorFactory, SourceFactory, StaffUserFactory
 
 LANGUAGES = [code for code, _ in settings.LANGUAGES]
@@ -111,3 +113,21 @@ def test_a_command_prints_in_the_active_language():
     with translation.override("ru"):
         call_command("check_loads", stdout=out)
     assert "нагрузк" in out.getvalue().lower()
+
+
+@pytest.mark.parametrize(
+    ("minutes", "english", "russian"),
+    [
+        (1, "1\xa0minute ago", "1\xa0минуту назад"),
+        (3, "3\xa0minutes ago", "3\xa0минуты назад"),
+        (21, "21\xa0minutes ago", "21\xa0минуту назад"),
+        (60 * 24 * 7, "1\xa0week ago", "1\xa0неделю назад"),
+    ],
+)
+def test_how_long_ago_is_declined_as_russian_says_it(minutes, english, russian):
+    now = datetime(2026, 12, 5, 12, 0, tzinfo=UTC)
+    moment = now - timedelta(minutes=minutes)
+    with translation.override("en"):
+        assert ago(moment, now) == english
+    with translation.override("ru"):
+        assert ago(moment, now) == russian

@@ -1,6 +1,7 @@
 from datetime import datetime, timedelta
 
 from django import template
+from django.contrib.humanize.templatetags.humanize import NaturalTimeFormatter
 from django.utils.timesince import timesince
 from django.utils.translation import gettext as _
 
@@ -26,4 +27,7 @@ def ago(moment: datetime | None, now: datetime) -> str:
         return ""
     if now - moment < MINUTE:
         return _("just now")
-    return _("%(age)s ago") % {"age": age(moment, now)}
+    # humanize's units for "... ago", which Russian declines ("1 минуту назад", not
+    # "1 минута").
+    since = timesince(moment, now, depth=1, time_strings=NaturalTimeFormatter.past_substrings)
+    return _("%(age)s ago") % {"age": since}

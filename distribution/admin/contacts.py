@@ -266,12 +266,12 @@ def decision_html(data: dict | None) -> SafeString:
     load, and what came of it (chosen, why it was left out, or not picked)."""
     decision = Decision.from_json(data or {})
     owner = decision.owner
-    strategy = decision.strategy or "—"
+    strategy = eligibility.STRATEGIES.get(decision.strategy, decision.strategy) or "—"
     notes = [
         format_html(
             gettext("Strategy: <b>{strategy}</b> (after {trigger})"),
             strategy=strategy,
-            trigger=decision.trigger,
+            trigger=eligibility.TRIGGERS.get(decision.trigger, decision.trigger),
         )
         if decision.trigger
         else format_html(gettext("Strategy: <b>{strategy}</b>"), strategy=strategy)
@@ -323,7 +323,7 @@ class ContactHistoryInline(admin.TabularInline):
     written by the flows that change the contact, never here."""
 
     model = ContactHistory
-    fields = ("when", "action", "status", "operator", "detail", "decision_at_step")
+    fields = ("when", "action", "status", "operator", "step_detail", "decision_at_step")
     readonly_fields = fields
     # In the order they were written, which is the order they happened in.
     ordering = ("id",)
@@ -349,6 +349,12 @@ class ContactHistoryInline(admin.TabularInline):
     def when(self, step: ContactHistory) -> str:
         """In the viewer's time zone (the admin's current one), to the second, with its name."""
         return date_format(timezone.localtime(step.at), "j M Y, H:i:s T")
+
+    @admin.display(description=gettext_lazy("detail"))
+    def step_detail(self, step: ContactHistory) -> str:
+        # What freed the capacity is stored as a code (a trigger); a decline's reason as typed.
+        detail = eligibility.TRIGGERS.get(step.detail, step.detail)
+        return detail or self.get_empty_value_display()
 
     @admin.display(description=gettext_lazy("Decision"))
     def decision_at_step(self, step: ContactHistory) -> SafeString | str:

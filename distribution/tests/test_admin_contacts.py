@@ -218,7 +218,25 @@ def test_contact_page_is_read_only_and_explains_the_decision(admin_client):
     assert response.context["adminform"].form.fields == {}
     assert 'name="_save"' not in page
     assert "<td>Ivan</td><td>3</td><td>1 / 5</td><td>chosen</td>" in page
-    assert "<td>Maria</td><td>1</td><td>5 / 5</td><td>at_limit</td>" in page
+    assert "<td>Maria</td><td>1</td><td>5 / 5</td><td>no room</td>" in page
+
+
+def test_a_contact_from_the_waiting_queue_says_in_words_what_freed_the_room(admin_client):
+    contact = ContactFactory(
+        open=True,
+        operator__name="Ivan",
+        decision={
+            "strategy": "waiting_queue",
+            "trigger": "contact_closed",
+            "candidates": [],
+            "chosen_operator_id": None,
+        },
+    )
+
+    page = admin_client.get(contact_page(contact)).content.decode()
+
+    assert "Strategy: <b>From the waiting queue</b> (after a contact was closed)" in page
+    assert "contact_closed" not in page
 
 
 def test_contacts_cannot_be_added_or_deleted_in_the_admin(admin_client):

@@ -249,7 +249,7 @@ def test_outcome_of_each_candidate():
 
     assert [decision.outcome(c) for c in decision.candidates] == [
         "chosen",
-        "at_limit",
+        "no room",
         "not picked",
     ]
 

@@ -191,8 +191,8 @@ def test_the_contact_page_shows_its_steps_with_their_decisions(admin_client, pas
     assert "Wrong city" in section
     assert "Offer expired" not in section
     # The second offer's decision, as the contact's own decision is shown.
-    assert "missed_offer" in section and "chosen" in section
-    assert "Strategy: <b>round_robin</b>" in section
+    assert "missed the offer" in section and "chosen" in section
+    assert "Strategy: <b>Round robin (smooth, by weight)</b>" in section
 
 
 def test_the_timeline_shows_times_in_the_viewers_zone(admin_client, settings):
