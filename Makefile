@@ -48,7 +48,7 @@ messages: install
 lint: install
 	$(VENV)/bin/ruff check . && $(VENV)/bin/ruff format --check .
 
-# The intake under load on the local PostgreSQL (about three minutes): see bench/README.md.
+# The intake under load on the local PostgreSQL (about four minutes): see bench/README.md.
 bench: install
 	$(PY) -m bench.run $(BENCH_ARGS)
 

@@ -358,7 +358,7 @@ class ContactHistoryInline(admin.TabularInline):
 
     @admin.display(description=gettext_lazy("Decision"))
     def decision_at_step(self, step: ContactHistory) -> SafeString | str:
-        return decision_html(step.decision) if step.decision else "—"
+        return decision_html(step.decision) if step.decision else self.get_empty_value_display()
 
 
 class FlaggedFilter(admin.SimpleListFilter):
