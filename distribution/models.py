@@ -264,7 +264,7 @@ class OperatorStatusChange(models.Model):
     def __str__(self) -> str:
         return gettext("%(operator)s %(status)s at %(at)s") % {
             "operator": self.operator,
-            "status": self.status,
+            "status": self.get_status_display().lower(),
             "at": self.changed_at,
         }
 
@@ -662,7 +662,10 @@ class Contact(models.Model):
         ]
 
     def __str__(self) -> str:
-        return gettext("Contact %(id)s (%(status)s)") % {"id": self.pk, "status": self.status}
+        return gettext("Contact %(id)s (%(status)s)") % {
+            "id": self.pk,
+            "status": self.get_status_display().lower(),
+        }
 
     @property
     def message(self) -> str:
@@ -704,7 +707,7 @@ class OfferMiss(models.Model):
     def __str__(self) -> str:
         return gettext("%(operator)s %(kind)s contact %(contact)s") % {
             "operator": self.operator_id,
-            "kind": self.kind,
+            "kind": self.get_kind_display().lower(),
             "contact": self.contact_id,
         }
 
@@ -769,7 +772,7 @@ class ContactHistory(models.Model):
     def __str__(self) -> str:
         return gettext("%(contact)s %(action)s at %(at)s") % {
             "contact": self.contact_id,
-            "action": self.action,
+            "action": self.get_action_display().lower(),
             "at": self.at,
         }
 

@@ -535,5 +535,5 @@ def test_operator_switches_the_desk_to_russian_and_it_stays_so(
 
     # The choice outlives the page: the next one, and the service's own messages, are Russian.
     click_through(browser, "button[name=status][value=away]")
-    assert message(browser) == "Вы отошли."
+    assert message(browser) == "У вас перерыв."
     assert browser.find_element(By.CSS_SELECTOR, ".language-switch button").text == "English"

@@ -11,7 +11,7 @@ from django.core.management import call_command
 from django.utils import translation
 
 from desk.templatetags.desk import ago
-from tests.factories import OperatorFactory, SourceFactory, StaffUserFactory
+from tests.factories import ContactFactory, OperatorFactory, SourceFactory, StaffUserFactory
 
 LANGUAGES = [code for code, _ in settings.LANGUAGES]
 
@@ -131,3 +131,17 @@ def test_how_long_ago_is_declined_as_russian_says_it(minutes, english, russian):
         assert ago(moment, now) == english
     with translation.override("ru"):
         assert ago(moment, now) == russian
+
+
+@pytest.mark.django_db
+def test_a_contacts_admin_page_in_russian_names_its_status_and_app_in_russian(client):
+    client.force_login(StaffUserFactory(is_superuser=True))
+    contact = ContactFactory(open=True)
+
+    page = client.get(
+        f"/admin/distribution/contact/{contact.pk}/change/", HTTP_ACCEPT_LANGUAGE="ru"
+    ).content.decode()
+
+    assert f"Обращение {contact.pk} (открыто)" in page
+    assert "Распределение" in page
+    assert "Distribution" not in page

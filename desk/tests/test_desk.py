@@ -279,7 +279,7 @@ def test_times_on_the_desk_are_in_the_operators_zone(desk, ivan):
 
     page = desk.get(f"/desk/contacts/{contact.pk}/").content.decode()
 
-    assert "15 Jan 2026, 19:00" in page
+    assert "Jan. 15, 2026, 7 p.m." in page
 
 
 def test_home_leads_operators_to_the_desk_and_staff_to_the_admin(client, ivan):

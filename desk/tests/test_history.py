@@ -126,7 +126,7 @@ def test_the_steps_show_in_the_operators_time_zone(desk, maria):
 
     timeline = timeline_html(desk.get(f"/desk/contacts/{contact.pk}/"))
 
-    assert "15 Jan 2026, 19:00" in timeline
+    assert "Jan. 15, 2026, 7 p.m." in timeline
 
 
 def test_a_contact_without_recorded_steps_says_so(desk, maria):

@@ -49,4 +49,4 @@ def test_an_operator_sees_its_own_zone_whatever_the_browser_says(client, setting
 
     page = client.get(reverse("desk:contact", args=[contact.pk])).content.decode()
 
-    assert "15:00" in page
+    assert "3 p.m." in page

@@ -347,8 +347,10 @@ class ContactHistoryInline(admin.TabularInline):
 
     @admin.display(description=gettext_lazy("When"))
     def when(self, step: ContactHistory) -> str:
-        """In the viewer's time zone (the admin's current one), to the second, with its name."""
-        return date_format(timezone.localtime(step.at), "j M Y, H:i:s T")
+        """In the viewer's time zone (the admin's current one), to the second, with its name;
+        the date as the language writes it (its DATE_FORMAT: "Jan. 15, 2026" in English)."""
+        at = timezone.localtime(step.at)
+        return f"{date_format(at, 'DATE_FORMAT')}, {date_format(at, 'H:i:s T')}"
 
     @admin.display(description=gettext_lazy("detail"))
     def step_detail(self, step: ContactHistory) -> str:

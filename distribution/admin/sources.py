@@ -86,7 +86,7 @@ class SourceWeightInline(admin.TabularInline):
         distribution page measures its share from then on."""
         if weight.pk is None:
             return "—"
-        return formats.date_format(timezone.localtime(weight.since), "j M Y, H:i")
+        return formats.date_format(timezone.localtime(weight.since), "DATETIME_FORMAT")
 
 
 class OverflowWeightInline(admin.TabularInline):

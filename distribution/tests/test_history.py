@@ -208,7 +208,7 @@ def test_the_timeline_shows_times_in_the_viewers_zone(admin_client, settings):
 
     page = admin_client.get(contact_page(contact)).content.decode()
 
-    assert "15 Jan 2026, 19:00:05 +10" in page
+    assert "Jan. 15, 2026, 19:00:05 +10" in page
 
 
 def test_the_timeline_cannot_be_added_to_changed_or_deleted_in_the_admin(
