@@ -11,6 +11,7 @@ from django.core.management import call_command
 from django.utils import translation
 
 from desk.templatetags.desk import ago
+from distribution.admin.distribution_page import percent, signed
 from tests.factories import ContactFactory, OperatorFactory, SourceFactory, StaffUserFactory
 
 LANGUAGES = [code for code, _ in settings.LANGUAGES]
@@ -145,3 +146,10 @@ def test_a_contacts_admin_page_in_russian_names_its_status_and_app_in_russian(cl
     assert f"Обращение {contact.pk} (открыто)" in page
     assert "Распределение" in page
     assert "Distribution" not in page
+
+
+def test_shares_use_the_languages_decimal_mark():
+    with translation.override("en"):
+        assert (percent(1 / 6), signed(-0.04), signed(-2.55)) == ("16.7%", "+0.0", "-2.5")
+    with translation.override("ru"):
+        assert (percent(1 / 6), signed(-0.04), signed(-2.55)) == ("16,7%", "+0,0", "-2,5")

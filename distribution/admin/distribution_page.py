@@ -147,6 +147,19 @@ def source_card(report: SourceReport) -> SourceCard:
     )
 
 
+def percent(share: float) -> str:
+    """A share as a percentage to a tenth, with the language's decimal mark ("16,7%" in Russian)."""
+    # Rounded here: number_format cuts a float's digits off rather than rounding them.
+    return f"{formats.number_format(round(100 * share, 1), 1)}%"
+
+
+def signed(points: float) -> str:
+    """Percentage points with their sign, +0.0 for nothing."""
+    # Rounded first, so a tiny negative gap shows as +0.0, not -0.0.
+    points = round(points, 1) + 0.0
+    return f"{'+' if points >= 0 else ''}{formats.number_format(points, 1)}"
+
+
 def _share_row(row: OperatorShare, scale: int, report: SourceReport) -> ShareRow:
     actual, target = row.actual_share, row.expected_share
     gap = None if actual is None else 100 * (actual - target)
@@ -154,10 +167,9 @@ def _share_row(row: OperatorShare, scale: int, report: SourceReport) -> ShareRow
         share=row,
         target_width=round(100 * 100 * target / scale, 1),
         actual_width=round(100 * 100 * (actual or 0.0) / scale, 1),
-        target_text=f"{100 * target:.1f}%",
-        actual_text="—" if actual is None else f"{100 * actual:.1f}%",
-        # Rounded before formatting, so a tiny negative gap shows as +0.0, not -0.0.
-        gap_text="—" if gap is None else f"{round(gap, 1) + 0.0:+.1f}",
+        target_text=percent(target),
+        actual_text="—" if actual is None else percent(actual),
+        gap_text="—" if gap is None else signed(gap),
         gap_off=gap is not None and abs(gap) > GAP_ALERT,
         load=load_bar(row.state),
         notes=_share_notes(row, report),
@@ -183,9 +195,7 @@ def _share_notes(row: OperatorShare, report: SourceReport) -> list[str]:
             % {"time": _moment(row.joined_at), "count": row.share_base}
         )
     if row.share_base and abs(row.expected_share - row.target_share) >= 0.0005:
-        notes.append(
-            _("its weight gives %(share)s now") % {"share": f"{100 * row.target_share:.1f}%"}
-        )
+        notes.append(_("its weight gives %(share)s now") % {"share": percent(row.target_share)})
     return notes
 
 

@@ -78,7 +78,9 @@ class SourceWeightInline(admin.TabularInline):
             return format_html(
                 '<span class="quiet">{}</span>', _("%(share)s (inactive)") % {"share": "0%"}
             )
-        return format_html("{}%", f"{100 * weight.weight / weight.active_weight:.1f}")
+        return format_html(
+            "{}%", formats.number_format(round(100 * weight.weight / weight.active_weight, 1), 1)
+        )
 
     @admin.display(description=gettext_lazy("On the source since"))
     def on_source_since(self, weight: OperatorSourceWeight) -> str:
