@@ -92,6 +92,8 @@ def test_the_admin_in_russian_names_our_models_and_fields(client):
     assert "Операторы" in index
     assert "Иван" in operators
     assert "Нагрузка" in operators
+    # Not "1 операторы": the count after the noun, whose case then does not depend on it.
+    assert "Операторы: 1" in operators
 
 
 @pytest.mark.django_db
