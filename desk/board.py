@@ -13,7 +13,6 @@ from distribution.models import Contact, Operator, OperatorStatusChange, Source,
 
 RECENT_ASSIGNMENTS = 50
 
-# What freed the capacity a waiting contact was given from (engine.drain_waiting_for_operator).
 # Flagged contacts still unanswered, shown for supervisors (oldest first).
 FLAGGED_SHOWN = 50
 
