@@ -144,15 +144,14 @@ def assignment_reason(contact: Contact) -> str:
     if decision.strategy == MANUAL:
         return _("Chosen by staff")
     if decision.strategy == WAITING_QUEUE:
-        trigger = eligibility.TRIGGERS.get(decision.trigger or "", decision.trigger or "")
+        trigger = eligibility.trigger_text(decision.trigger)
         return _("From the waiting queue: %(trigger)s") % {"trigger": trigger}
     if not decision.candidates:
         # Rows loaded in bulk (manage.py seed, the demo's history) carry no candidates.
         return _("Loaded with the history")
     eligible = sum(1 for candidate in decision.candidates if candidate.left_out is None)
-    strategy = eligibility.STRATEGIES.get(decision.strategy, decision.strategy)
     return _("%(strategy)s; %(eligible)d of %(candidates)d could take it") % {
-        "strategy": strategy,
+        "strategy": decision.strategy_text,
         "eligible": eligible,
         "candidates": len(decision.candidates),
     }

@@ -198,6 +198,11 @@ TRIGGERS = {
 }
 
 
+def trigger_text(trigger: str | None) -> str:
+    """What freed the room, in words; a code this version does not know, as it is."""
+    return str(TRIGGERS.get(trigger or "", trigger or ""))
+
+
 # explain()'s sentence for each reason.
 EXPLANATIONS = {
     Reason.CURRENT_OPERATOR: gettext_lazy("The contact is already with %(name)s."),
@@ -298,6 +303,11 @@ class Decision:
             owner=None if owner is None else _report(owner),
             units=data.get("units", 1),
         )
+
+    @property
+    def strategy_text(self) -> str:
+        """The strategy in words (STRATEGIES); "" where none was recorded."""
+        return str(STRATEGIES.get(self.strategy, self.strategy))
 
     def outcome(self, candidate: CandidateReport) -> str:
         """What happened to a candidate, as staff read it: chosen, why it was left out

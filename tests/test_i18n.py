@@ -11,7 +11,7 @@ from django.core.management import call_command
 from django.utils import translation
 
 from desk.templatetags.desk import ago
-from distribution.admin.distribution_page import percent, signed
+from distribution.admin.common import percent, signed
 from tests.factories import ContactFactory, OperatorFactory, SourceFactory, StaffUserFactory
 
 LANGUAGES = [code for code, _ in settings.LANGUAGES]

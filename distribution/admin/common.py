@@ -1,11 +1,12 @@
-"""What the admin's pages share: the stylesheet, load bars, status badges, refusals, and
-what an empty list says to do next."""
+"""What the admin's pages share: the stylesheet, load bars, shares as percentages, status
+badges, refusals, and what an empty list says to do next."""
 
 from django.contrib import admin, messages
 from django.contrib.admin.views.main import IGNORED_PARAMS, ChangeList
 from django.forms import BaseInlineFormSet
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.urls import reverse
+from django.utils import formats
 from django.utils.html import format_html
 from django.utils.safestring import SafeString
 from django.utils.translation import gettext as _
@@ -18,6 +19,19 @@ from distribution.models import Contact
 ADMIN_CSS = {"all": ["distribution/admin.css"]}
 # A refused action lists this many reasons, then how many more there were.
 REFUSALS_SHOWN = 10
+
+
+def percent(share: float) -> str:
+    """A share as a percentage to a tenth, with the language's decimal mark ("16,7%" in Russian)."""
+    # Rounded here: number_format cuts a float's digits off rather than rounding them.
+    return f"{formats.number_format(round(100 * share, 1), 1)}%"
+
+
+def signed(points: float) -> str:
+    """Percentage points with their sign, +0.0 for nothing."""
+    # Rounded first, so a tiny negative gap shows as +0.0, not -0.0.
+    points = round(points, 1) + 0.0
+    return f"{'+' if points >= 0 else ''}{formats.number_format(points, 1)}"
 
 
 def load_bar(state: OperatorState) -> SafeString:

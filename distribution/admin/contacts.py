@@ -266,12 +266,12 @@ def decision_html(data: dict | None) -> SafeString:
     load, and what came of it (chosen, why it was left out, or not picked)."""
     decision = Decision.from_json(data or {})
     owner = decision.owner
-    strategy = eligibility.STRATEGIES.get(decision.strategy, decision.strategy) or "—"
+    strategy = decision.strategy_text or "—"
     notes = [
         format_html(
             gettext("Strategy: <b>{strategy}</b> (after {trigger})"),
             strategy=strategy,
-            trigger=eligibility.TRIGGERS.get(decision.trigger, decision.trigger),
+            trigger=eligibility.trigger_text(decision.trigger),
         )
         if decision.trigger
         else format_html(gettext("Strategy: <b>{strategy}</b>"), strategy=strategy)
@@ -355,8 +355,7 @@ class ContactHistoryInline(admin.TabularInline):
     @admin.display(description=gettext_lazy("detail"))
     def step_detail(self, step: ContactHistory) -> str:
         # What freed the capacity is stored as a code (a trigger); a decline's reason as typed.
-        detail = eligibility.TRIGGERS.get(step.detail, step.detail)
-        return detail or self.get_empty_value_display()
+        return eligibility.trigger_text(step.detail) or self.get_empty_value_display()
 
     @admin.display(description=gettext_lazy("Decision"))
     def decision_at_step(self, step: ContactHistory) -> SafeString | str:

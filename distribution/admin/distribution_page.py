@@ -16,7 +16,7 @@ from django.utils.safestring import SafeString
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy, ngettext
 
-from distribution.admin.common import load_bar
+from distribution.admin.common import load_bar, percent, signed
 from distribution.eligibility import is_at_limit
 from distribution.forms import PRESET_DAYS, ReportPeriodForm
 from distribution.models import Source
@@ -145,19 +145,6 @@ def source_card(report: SourceReport) -> SourceCard:
         warnings=_card_warnings(report),
         chart=timeline_chart(report),
     )
-
-
-def percent(share: float) -> str:
-    """A share as a percentage to a tenth, with the language's decimal mark ("16,7%" in Russian)."""
-    # Rounded here: number_format cuts a float's digits off rather than rounding them.
-    return f"{formats.number_format(round(100 * share, 1), 1)}%"
-
-
-def signed(points: float) -> str:
-    """Percentage points with their sign, +0.0 for nothing."""
-    # Rounded first, so a tiny negative gap shows as +0.0, not -0.0.
-    points = round(points, 1) + 0.0
-    return f"{'+' if points >= 0 else ''}{formats.number_format(points, 1)}"
 
 
 def _share_row(row: OperatorShare, scale: int, report: SourceReport) -> ShareRow:

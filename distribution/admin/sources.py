@@ -20,6 +20,7 @@ from distribution.admin.common import (
     DeleteThroughServiceMixin,
     EmptyListMixin,
     load_bar,
+    percent,
     submitted_weights,
 )
 from distribution.eligibility import state_of
@@ -70,7 +71,7 @@ class SourceWeightInline(admin.TabularInline):
         return load_bar(state_of(weight.operator, load=weight.load))
 
     @admin.display(description=gettext_lazy("Target share"))
-    def target_share(self, weight: OperatorSourceWeight) -> SafeString:
+    def target_share(self, weight: OperatorSourceWeight) -> SafeString | str:
         """weight / sum of the active operators' weights here, as in the report."""
         if weight.pk is None:
             return format_html("{}", "—")
@@ -78,9 +79,7 @@ class SourceWeightInline(admin.TabularInline):
             return format_html(
                 '<span class="quiet">{}</span>', _("%(share)s (inactive)") % {"share": "0%"}
             )
-        return format_html(
-            "{}%", formats.number_format(round(100 * weight.weight / weight.active_weight, 1), 1)
-        )
+        return percent(weight.weight / weight.active_weight)
 
     @admin.display(description=gettext_lazy("On the source since"))
     def on_source_since(self, weight: OperatorSourceWeight) -> str:
