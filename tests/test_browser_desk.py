@@ -16,6 +16,7 @@ from django.utils import timezone
 from selenium.common.exceptions import StaleElementReferenceException, WebDriverException
 from selenium.webdriver.common.by import By
 from selenium.webdriver.remote.webdriver import WebDriver
+from selenium.webdriver.remote.webelement import WebElement
 from selenium.webdriver.support import expected_conditions
 from selenium.webdriver.support.ui import Select, WebDriverWait
 
@@ -101,6 +102,24 @@ def text_of(css: str) -> Callable[[WebDriver], str]:
     return lambda browser: browser.find_element(By.CSS_SELECTOR, css).text
 
 
+# How Chromium sometimes reports a node whose document is gone (a poll swapped the live
+# part, or the page was navigated away from), instead of a stale element.
+DETACHED = "does not belong to the document"
+
+
+def gone(element: WebElement) -> bool:
+    """Whether the element has left the page, however Chromium says so."""
+    try:
+        element.is_enabled()
+    except StaleElementReferenceException:
+        return True
+    except WebDriverException as error:
+        if DETACHED not in error.msg:
+            raise
+        return True
+    return False
+
+
 def click_through(browser: WebDriver, css: str) -> None:
     """Click what leads to another page, and wait for that page, so nothing is read off the
     old one; the element is looked up again if a poll swapped the live part under it."""
@@ -110,15 +129,13 @@ def click_through(browser: WebDriver, css: str) -> None:
         try:
             browser.find_element(By.CSS_SELECTOR, css).click()
         except WebDriverException as error:
-            # A poll swapping the live part mid-click surfaces as Chromium's "Node with
-            # given id does not belong to the document", not as a stale element.
-            if "does not belong to the document" not in error.msg:
+            if DETACHED not in error.msg:
                 raise
-            return expected_conditions.staleness_of(old_page)(browser)
+            return gone(old_page)
         return True
 
     wait_for(browser, clicked)
-    wait_for(browser, expected_conditions.staleness_of(old_page))
+    wait_for(browser, lambda browser: gone(old_page))
 
 
 def settled(browser: WebDriver, read: Callable[[WebDriver], T]) -> T:
